@@ -1,0 +1,339 @@
+"""Accuracy and speed of every model id: LFW (deep-funneled) 10-fold and celeba_dev (real unaligned photos).
+
+    make bench-lfw                         # or: .venv/bin/python -m bench.lfw [--experiments]
+
+Writes ``bench/results/lfw.json`` (``{"default": MODEL_ID, "models": {MODEL_ID: {...}}}``), a ROC plot
+``bench/results/lfw_roc.png`` and prints a Markdown table for the README. The service's default verify threshold
+is ``threshold_at_far_1e-3`` from this file.
+
+Detection failures are *counted as errors*: a pair with an image where MTCNN finds no face gets score -1
+(a reject), exactly what the service would answer. On LFW the labelled person is the face nearest the centre,
+so there the face with the largest area minus twice the squared centre offset is used (Sandberg's rule); on
+celeba_dev the largest face, as the service does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.config import ROOT, load_settings, replace
+from service.embedder import available_models, create_embedder, l2_normalize
+from service.faces import Face, FaceDetector, crop_face
+from service.images import decode_image
+
+from .metrics import kfold_accuracy, roc_auc, roc_curve, tar_at_far
+
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+CACHE = ROOT / "var" / "bench"
+LIMITS = {"max_bytes": 1 << 30, "max_pixels": 1 << 30}
+
+
+@dataclass
+class PairSet:
+    name: str
+    images: list[str]          # relative paths, unique
+    a: np.ndarray              # indices into images
+    b: np.ndarray
+    same: np.ndarray
+    folds: np.ndarray
+    impostor_a: np.ndarray | None = None  # extra impostor pairs for a stable FAR threshold
+    impostor_b: np.ndarray | None = None
+
+
+def load_lfw(root: Path) -> PairSet:
+    lines = (root / "pairs.txt").read_text().split("\n")
+    n_folds, per = (int(v) for v in lines[0].split())
+    rows = [line.split() for line in lines[1:] if line.strip()]
+    pairs = []
+    for i, r in enumerate(rows):
+        fold = i // (2 * per)
+        if len(r) == 3:
+            pairs.append((f"{r[0]}/{int(r[1]):04d}.jpg", f"{r[0]}/{int(r[2]):04d}.jpg", 1, fold))
+        else:
+            pairs.append((f"{r[0]}/{int(r[1]):04d}.jpg", f"{r[2]}/{int(r[3]):04d}.jpg", 0, fold))
+    return _pairset("lfw", pairs)
+
+
+def load_celeba(root: Path) -> PairSet:
+    rows = [line.split("\t") for line in (root / "pairs.tsv").read_text().splitlines()[1:] if line.strip()]
+    pairs = [(a, b, int(same), int(fold)) for fold, same, a, b in rows]
+    imp = [line.split("\t") for line in (root / "impostors.tsv").read_text().splitlines()[1:] if line.strip()]
+    ps = _pairset("celeba_dev", pairs, extra=[p for pair in imp for p in pair])
+    index = {p: i for i, p in enumerate(ps.images)}
+    ps.impostor_a = np.array([index[a] for a, _ in imp])
+    ps.impostor_b = np.array([index[b] for _, b in imp])
+    return ps
+
+
+def _pairset(name: str, pairs: list[tuple], extra: list[str] = ()) -> PairSet:
+    images = sorted({p for a, b, *_ in pairs for p in (a, b)} | set(extra))
+    index = {p: i for i, p in enumerate(images)}
+    return PairSet(name, images, np.array([index[p[0]] for p in pairs]), np.array([index[p[1]] for p in pairs]),
+                   np.array([p[2] for p in pairs]), np.array([p[3] for p in pairs]))
+
+
+def pick_face(faces: list[Face], shape: tuple[int, ...], centre_bias: bool) -> Face | None:
+    if not faces:
+        return None
+    if not centre_bias:
+        return faces[0]
+    h, w = shape[:2]
+
+    def score(f: Face) -> float:
+        cx, cy = (f.box[0] + f.box[2]) / 2 - w / 2, (f.box[1] + f.box[3]) / 2 - h / 2
+        return f.width * f.height - 2.0 * (cx * cx + cy * cy)
+    return max(faces, key=score)
+
+
+def detect_all(ps: PairSet, root: Path, detector: FaceDetector, centre_bias: bool) -> tuple[list, float]:
+    """Chosen face per image (None where none was found), cached; and detection ms per image."""
+    key = f"{ps.name}-{detector.max_side}-{detector.min_face_size}-{'-'.join(map(str, detector.thresholds))}"
+    cache = CACHE / f"detections-{key}.json"
+    if cache.is_file():
+        data = json.loads(cache.read_text())
+        faces = [None if d is None else Face(np.array(d["box"]), np.array(d["landmarks"]), d["probability"])
+                 for d in data["faces"]]
+        return faces, data["ms_per_image"]
+    faces, spent = [], 0.0
+    for i, rel in enumerate(ps.images):
+        rgb = decode_image((root / rel).read_bytes(), **LIMITS)
+        t = time.perf_counter()
+        found = detector.detect(rgb)
+        spent += time.perf_counter() - t
+        faces.append(pick_face(found, rgb.shape, centre_bias))
+        if i % 1000 == 0:
+            print(f"  detect {ps.name}: {i}/{len(ps.images)}", flush=True)
+    ms = 1000 * spent / len(ps.images)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"ms_per_image": ms, "faces": [
+        None if f is None else {"box": f.box.tolist(), "landmarks": f.landmarks.tolist(),
+                                "probability": f.probability} for f in faces]}))
+    return faces, ms
+
+
+def embed_all(ps: PairSet, root: Path, faces: list, embedder, crop=None, batch: int = 32) -> tuple:
+    """(plain, mirrored) embeddings per image, NaN rows where no face was found. ``crop(rgb, face)``
+    overrides the embedder's own alignment (experiments)."""
+    dim = embedder.dim
+    plain = np.full((len(ps.images), dim), np.nan, np.float32)
+    mirrored = plain.copy()
+    crops, rows = [], []
+
+    def flush():
+        if crops:
+            plain[rows] = embedder.embed(crops)
+            mirrored[rows] = embedder.embed([c[:, ::-1] for c in crops])
+            crops.clear()
+            rows.clear()
+    for i, (rel, face) in enumerate(zip(ps.images, faces)):
+        if face is None:
+            continue
+        rgb = decode_image((root / rel).read_bytes(), **LIMITS)
+        crops.append(crop(rgb, face) if crop else embedder.align(rgb, face))
+        rows.append(i)
+        if len(crops) == batch:
+            flush()
+    flush()
+    return plain, mirrored
+
+
+def pair_scores(emb: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    s = np.einsum("ij,ij->i", emb[a], emb[b])
+    return np.where(np.isnan(s), -1.0, s)  # a missing face is a reject
+
+
+def evaluate(ps: PairSet, emb: np.ndarray) -> dict:
+    scores = pair_scores(emb, ps.a, ps.b)
+    out = kfold_accuracy(scores, ps.same, ps.folds)
+    genuine = scores[ps.same == 1]
+    impostor = (pair_scores(emb, ps.impostor_a, ps.impostor_b) if ps.impostor_a is not None
+                else scores[ps.same == 0])
+    for far in (1e-2, 1e-3):
+        tar, t = tar_at_far(genuine, impostor, far)
+        out[f"tar_at_far_{far:.0e}".replace("e-0", "e-")] = tar
+        out[f"threshold_at_far_{far:.0e}".replace("e-0", "e-")] = t
+    out["roc_auc"] = roc_auc(scores, ps.same)
+    out["impostor_pairs"] = int(len(impostor))
+    out["_scores"] = scores
+    return out
+
+
+def combine(plain: np.ndarray, mirrored: np.ndarray, flip: bool) -> np.ndarray:
+    return l2_normalize(plain + mirrored) if flip else plain
+
+
+def speed(embedder, detector: FaceDetector, n: int = 60) -> dict:
+    """Embedding ms per face at batch 1 (as configured, flip TTA included) and detection ms on a 1920x1440
+    photo (a real phone-size photo resized to exactly that)."""
+    import cv2
+
+    photo = sorted((DATA / "photos").glob("*/*.jpg"), key=lambda p: -p.stat().st_size)[0]
+    rgb = cv2.resize(decode_image(photo.read_bytes(), **LIMITS), (1920, 1440), interpolation=cv2.INTER_AREA)
+    faces = detector.detect(rgb)
+    crop = embedder.align(rgb, faces[0])
+    for _ in range(5):
+        embedder.embed([crop])
+        detector.detect(rgb)
+    t = time.perf_counter()
+    for _ in range(n):
+        embedder.embed([crop])
+    embed_ms = 1000 * (time.perf_counter() - t) / n
+    t = time.perf_counter()
+    for _ in range(n // 3):
+        detector.detect(rgb)
+    detect_ms = 1000 * (time.perf_counter() - t) / (n // 3)
+    return {"embed_ms_per_face": round(embed_ms, 2), "detect_ms_1920x1440": round(detect_ms, 1),
+            "speed_photo": photo.name}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--models", nargs="*", help="model ids (default: every available one)")
+    parser.add_argument("--experiments", action="store_true",
+                        help="also run the preprocessing experiments (gap to Sandberg's 99.05%%)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    detector = FaceDetector(max_side=settings.detect_max_side, min_face_size=settings.detect_min_face,
+                            thresholds=settings.detect_thresholds, threads=settings.detect_threads).prepare()
+    sets = [(load_lfw(args.data / "lfw"), args.data / "lfw", True),
+            (load_celeba(args.data / "celeba_dev"), args.data / "celeba_dev", False)]
+    detections = {}
+    for ps, root, centre in sets:
+        print(f"detecting {ps.name}: {len(ps.images)} images", flush=True)
+        detections[ps.name] = detect_all(ps, root, detector, centre)
+
+    results = {"default": settings.model, "models": {}, "machine": f"{platform.machine()}, "
+               f"{__import__('os').cpu_count()} cores", "protocol": __doc__.split("\n\n")[2].strip()}
+    rocs = {}
+    for model_id in args.models or available_models(settings):
+        embedder = create_embedder(replace(settings, flip_tta=False), model_id).prepare()
+        entry: dict = {"flip_tta": settings.flip_tta}
+        for ps, root, _ in sets:
+            faces, detect_ms = detections[ps.name]
+            print(f"embedding {ps.name} with {model_id}", flush=True)
+            plain, mirrored = embed_all(ps, root, faces, embedder)
+            variants = {flip: evaluate(ps, combine(plain, mirrored, flip)) for flip in (False, True)}
+            chosen = variants[settings.flip_tta]
+            prefix = "" if ps.name == "lfw" else "celeba_dev_"
+            if ps.name == "lfw":
+                rocs[model_id] = roc_curve(chosen["_scores"], ps.same)
+            for k, v in chosen.items():
+                if not k.startswith("_"):
+                    entry[prefix + k] = v
+            entry[prefix + "detect_failures"] = sum(f is None for f in faces)
+            entry[prefix + "detect_ms_per_image"] = round(detect_ms, 1)
+            entry[prefix + "flip_tta_effect"] = {
+                ("on" if flip else "off"): {"accuracy_mean": v["accuracy_mean"],
+                                            "tar_at_far_1e-3": v["tar_at_far_1e-3"]}
+                for flip, v in variants.items()}
+            if args.experiments and ps.name == "lfw":
+                entry["experiments"] = experiments(ps, root, faces, embedder, settings)
+        entry.update(speed(create_embedder(settings, model_id).prepare(), detector))
+        results["models"][model_id] = entry
+        print(json.dumps({k: v for k, v in entry.items() if not isinstance(v, (list, dict))}, indent=1))
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    previous = json.loads((RESULTS / "lfw.json").read_text()) if (RESULTS / "lfw.json").is_file() else {}
+    for model_id, entry in previous.get("models", {}).items():
+        results["models"].setdefault(model_id, entry)  # keep models not re-run this time
+    (RESULTS / "lfw.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_roc(rocs, RESULTS / "lfw_roc.png")
+    print(markdown_table(results))
+
+
+def experiments(ps: PairSet, root: Path, faces: list, embedder, settings) -> dict:
+    """Where does the gap to Sandberg's 99.05% come from? Each variant changes one preprocessing step."""
+    out = {}
+
+    def run(name: str, crop=None, subtract_mean: bool = False, fs=faces) -> None:
+        plain, mirrored = embed_all(ps, root, fs, embedder, crop=crop)
+        for flip in (False, True):
+            emb = combine(plain, mirrored, flip)
+            if subtract_mean:
+                emb = subtract_train_mean(ps, emb)
+            r = evaluate(ps, emb)
+            out[f"{name}{' +flip' if flip else ''}"] = {
+                "accuracy_mean": round(r["accuracy_mean"], 4), "accuracy_std": round(r["accuracy_std"], 4),
+                "tar_at_far_1e-3": round(r["tar_at_far_1e-3"], 4)}
+        print(f"  experiment {name}: {out[name]}", flush=True)
+
+    size = embedder.input_size
+    for margin in (16, 32, 44, 60):
+        run(f"mtcnn, margin {margin} (relative)", crop=lambda rgb, f, m=margin: crop_face(rgb, f.box, size, m))
+
+    def absolute(rgb: np.ndarray, face: Face, margin: int = 32) -> np.ndarray:
+        # Sandberg's align_dataset_mtcnn: margin in source pixels, then resize to 160.
+        import cv2
+        h, w = rgb.shape[:2]
+        x1, y1, x2, y2 = face.box
+        box = [max(int(x1 - margin / 2), 0), max(int(y1 - margin / 2), 0),
+               min(int(x2 + margin / 2), w), min(int(y2 + margin / 2), h)]
+        return cv2.resize(rgb[box[1]:box[3], box[0]:box[2]], (size, size), interpolation=cv2.INTER_LINEAR)
+    run("mtcnn, Sandberg absolute margin 32, bilinear", crop=absolute)
+    run("mtcnn, margin 32 + subtract train-fold mean (Sandberg's validate_on_lfw)", subtract_mean=True)
+    centre = Face(np.array([58.0, 58.0, 192.0, 192.0]), np.zeros((5, 2)), 1.0)
+    all_centre = [centre] * len(ps.images)
+    run("no detection: 160 px centre crop", fs=all_centre,
+        crop=lambda rgb, f: rgb[45:205, 45:205].copy())
+    fallback = [f if f is not None else centre for f in faces]
+    run("mtcnn, centre box where detection failed", fs=fallback)
+    return out
+
+
+def subtract_train_mean(ps: PairSet, emb: np.ndarray) -> np.ndarray:
+    """Sandberg's --subtract_mean: per test fold, subtract the mean embedding of the training folds' images.
+    Returns embeddings renormalised; computed per fold, so the pair scores use the right fold's mean."""
+    out = emb.copy()
+    for f in np.unique(ps.folds):
+        train_imgs = np.unique(np.concatenate([ps.a[ps.folds != f], ps.b[ps.folds != f]]))
+        test_imgs = np.unique(np.concatenate([ps.a[ps.folds == f], ps.b[ps.folds == f]]))
+        mean = np.nanmean(emb[train_imgs], axis=0)
+        out[test_imgs] = l2_normalize(emb[test_imgs] - mean)
+    return out
+
+
+def plot_roc(rocs: dict, path: Path) -> None:
+    if not rocs:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for model_id, (fpr, tpr) in rocs.items():
+        ax.plot(np.maximum(fpr, 1e-4), tpr, label=model_id)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title("LFW (deep-funneled), 6,000 pairs")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def markdown_table(results: dict) -> str:
+    rows = ["| model | LFW acc (10-fold) | LFW TAR@FAR1e-3 | AUC | celeba_dev acc | celeba_dev TAR@FAR1e-3 "
+            "| threshold (FAR 1e-3) | embed ms/face | detect ms (1920x1440) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for model_id, m in results["models"].items():
+        rows.append(
+            f"| {model_id}{' (default)' if model_id == results['default'] else ''} "
+            f"| {100 * m['accuracy_mean']:.2f}% ± {100 * m['accuracy_std']:.2f} | {100 * m['tar_at_far_1e-3']:.1f}% "
+            f"| {m['roc_auc']:.4f} | {100 * m.get('celeba_dev_accuracy_mean', float('nan')):.2f}% "
+            f"| {100 * m.get('celeba_dev_tar_at_far_1e-3', float('nan')):.1f}% | {m['threshold_at_far_1e-3']:.3f} "
+            f"| {m['embed_ms_per_face']} | {m['detect_ms_1920x1440']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Per-request context: a request id (taken from ``X-Request-ID`` if the caller sent a sane one) that is
+returned in the response header and attached to every log line about the request."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, g, request
+
+log = logging.getLogger("faceid.http")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        log.info("request", extra={"request_id": g.get("request_id"), "method": request.method,
+                                   "path": request.path, "status": response.status_code,
+                                   "ms": round(1000 * (time.perf_counter() - g.get("started", time.perf_counter())), 1)})
+        return response

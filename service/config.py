@@ -1,0 +1,151 @@
+"""Settings: ``config/faceid.toml`` overlaid by ``FACEID_*`` environment variables, validated once at start.
+
+Every tunable lives in the ``Settings`` dataclass below and nowhere else. A key ``foo_bar`` in the TOML file
+is overridden by the environment variable ``FACEID_FOO_BAR``. An unknown key or a bad value stops the start
+with a ``ConfigError`` that names it: a typo must never silently fall back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = ROOT / "config" / "faceid.toml"
+ENV_PREFIX = "FACEID_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the service keeps its state: prepared models now, the face store later. Sensitive (biometrics).
+    data_dir: Path = ROOT / "var"
+    # host:port that `make run` binds gunicorn to.
+    bind: str = "127.0.0.1:8000"
+    log_level: str = "INFO"
+
+    # --- recognition model --------------------------------------------------------------------------
+    model: str = "facenet-casia-20180408"
+    # Extra FaceNet model ids from facenet-pytorch state dict files: {model_id: path}.
+    facenet_state_dicts: dict[str, str] = field(default_factory=dict)
+    # Embed each face and its mirror image and average them (see bench/README.md for the measured effect).
+    flip_tta: bool = True
+    # ONNX Runtime / torch threads; 0 lets the runtime use every core.
+    embed_threads: int = 0
+    detect_threads: int = 0
+    # Margin around the detected box, in pixels of the 160 px model input (Sandberg's LFW protocol: 32).
+    face_margin: int = 32
+
+    # --- detection ----------------------------------------------------------------------------------
+    # MTCNN runs on a copy whose longest side is at most this; boxes are mapped back to full resolution.
+    detect_max_side: int = 640
+    # Smallest face MTCNN looks for, in pixels of the (possibly downscaled) detection copy.
+    detect_min_face: int = 20
+    detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+
+    # --- input limits -------------------------------------------------------------------------------
+    max_image_bytes: int = 15 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    max_request_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def _coerce(name: str, typ: Any, value: Any) -> Any:
+    """Convert a TOML or environment value to the field's type, or raise ConfigError naming the key."""
+    text = isinstance(value, str)
+    try:
+        if typ in ("Path", Path):
+            return Path(value).expanduser()
+        if typ in ("bool", bool):
+            if isinstance(value, bool):
+                return value
+            if text and value.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if text and value.strip().lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if typ in ("int", int):
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            return int(value)
+        if typ in ("float", float):
+            return float(value)
+        if typ in ("str", str):
+            if not isinstance(value, str):
+                raise ValueError("expected a string")
+            return value
+        if str(typ).startswith("tuple[float"):
+            items = value.split(",") if text else list(value)
+            return tuple(float(v) for v in items)
+        if str(typ).startswith("dict[str, str]"):
+            if text:
+                pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+                value = {k.strip(): v.strip() for k, v in pairs}
+            if not isinstance(value, dict):
+                raise ValueError("expected a table of strings")
+            return {str(k): str(v) for k, v in value.items()}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid value for {name}: {value!r} ({exc})", details={"key": name}) from exc
+    raise ConfigError(f"unsupported setting type for {name}")
+
+
+def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Settings from the TOML file, then the environment, then keyword overrides (tests use those)."""
+    env = os.environ if env is None else env
+    path = Path(env.get(ENV_PREFIX + "CONFIG", config_file or DEFAULT_CONFIG_FILE))
+    raw: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown settings in {path}: {', '.join(unknown)}", details={"keys": unknown})
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name in raw:
+            values[name] = _coerce(name, f.type, raw[name])
+        env_value = env.get(ENV_PREFIX + name.upper())
+        if env_value is not None:
+            values[name] = _coerce(ENV_PREFIX + name.upper(), f.type, env_value)
+    for name, value in overrides.items():
+        if name not in known:
+            raise ConfigError(f"unknown setting {name}")
+        values[name] = _coerce(name, known[name].type, value)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    def need(ok: bool, key: str, why: str) -> None:
+        if not ok:
+            raise ConfigError(f"invalid {key}: {why}", details={"key": key})
+
+    host, _, port = s.bind.rpartition(":")
+    need(bool(host) and port.isdigit() and 0 < int(port) < 65536, "bind", "expected host:port")
+    need(s.detect_max_side >= 160, "detect_max_side", "must be at least 160")
+    need(s.detect_min_face >= 12, "detect_min_face", "must be at least 12 (MTCNN's smallest scale)")
+    need(len(s.detect_thresholds) == 3 and all(0 < t < 1 for t in s.detect_thresholds),
+         "detect_thresholds", "three values in (0, 1)")
+    need(0 <= s.face_margin < 100, "face_margin", "0..99 pixels")
+    need(s.embed_threads >= 0 and s.detect_threads >= 0, "embed_threads", "must be >= 0")
+    need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
+    need(s.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "log_level", "DEBUG/INFO/WARNING/ERROR")
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    """A validated copy with some fields changed."""
+    new = dataclasses.replace(settings, **changes)
+    _validate(new)
+    return new

@@ -1,0 +1,27 @@
+"""`python -m service.prepare`: build (or verify) the configured model's cached ONNX file, offline."""
+from __future__ import annotations
+
+import sys
+import time
+
+from .config import load_settings
+from .embedder import create_embedder
+from .errors import FaceIdError
+
+
+def main() -> int:
+    settings = load_settings()
+    started = time.monotonic()
+    try:
+        embedder = create_embedder(settings).prepare()
+    except FaceIdError as exc:
+        print(f"model preparation failed: {exc.message}", file=sys.stderr)
+        return 1
+    prepared = getattr(embedder, "prepared", None)
+    where = f" at {prepared.path} (sha256 {prepared.sha256[:12]}...)" if prepared else ""
+    print(f"model {embedder.model_id} ready{where} in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from service.faces import FaceDetector, crop_face
+
+from .conftest import fixture_bytes
+
+
+def detect(recognizer, rel):
+    return recognizer.detector.detect(recognizer.decode(fixture_bytes(rel)))
+
+
+@pytest.mark.parametrize("rel", ["no_face/dlib__dog.jpg", "no_face/dlib__giraffe.jpg"])
+def test_no_face_photo_has_no_faces(recognizer, rel):
+    assert detect(recognizer, rel) == []
+
+
+@pytest.mark.parametrize("rel,count", [("multi_face/face_recognition__two_people.jpg", 2),
+                                       ("multi_face/compreface__011_3.jpg", 3),
+                                       ("multi_face/face_recognition__kit_with_rose.jpg", 2)])
+def test_group_photo_has_every_face_largest_first(recognizer, rel, count):
+    faces = detect(recognizer, rel)
+    assert len(faces) == count
+    areas = [f.width * f.height for f in faces]
+    assert areas == sorted(areas, reverse=True)
+    for f in faces:
+        assert f.probability > 0.9
+        x1, y1, x2, y2 = f.box
+        eyes_nose = f.landmarks[:3]
+        assert np.all((eyes_nose[:, 0] > x1) & (eyes_nose[:, 0] < x2) & (eyes_nose[:, 1] > y1) & (eyes_nose[:, 1] < y2))
+        assert f.landmarks[0, 0] < f.landmarks[1, 0]  # left eye is left of right eye in the image
+
+
+def test_boxes_are_in_full_resolution_coordinates(recognizer):
+    """Detecting on a 640 px copy must give the same boxes (to a few pixels) as detecting at full size."""
+    rgb = recognizer.decode(fixture_bytes("people/Barack_Obama/0001.jpg"))  # 910 x 1137
+    small = FaceDetector(max_side=640).prepare().detect(rgb)
+    full = FaceDetector(max_side=2000).prepare().detect(rgb)
+    assert small and full
+    assert np.abs(small[0].box - full[0].box).max() < 0.05 * full[0].width
+
+
+def test_crop_is_square_and_clipped_at_borders(recognizer):
+    rgb = recognizer.decode(fixture_bytes("people/Kit_Harington/0002.jpg"))
+    crop = crop_face(rgb, np.array([-30.0, -30.0, 100.0, 90.0]), 160, 32)
+    assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
+
+
+def test_tiny_image_has_no_faces(recognizer):
+    assert recognizer.detector.detect(np.zeros((8, 8, 3), np.uint8)) == []

@@ -1,0 +1,103 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
+from service.images import decode_image
+
+from .conftest import fixture_bytes
+
+LIMITS = {"max_bytes": 20_000_000, "max_pixels": 50_000_000}
+
+
+def encode(image: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    return Image.open(io.BytesIO(fixture_bytes("people/Kit_Harington/0002.jpg"))).convert("RGB")
+
+
+@pytest.mark.parametrize("name", ["compreface__corrupted.png", "compreface__empty.png",
+                                  "compreface__truncated.jpg"])
+def test_broken_files_are_invalid_image(name):
+    with pytest.raises(InvalidImage):
+        decode_image(fixture_bytes(f"invalid/{name}"), **LIMITS)
+
+
+def test_zero_bytes_and_non_images_are_invalid():
+    with pytest.raises(InvalidImage):
+        decode_image(b"", **LIMITS)
+    with pytest.raises(InvalidImage):
+        decode_image(b"%PDF-1.4 hello, not a picture", **LIMITS)
+
+
+def test_same_photo_in_png_webp_bmp_decodes_alike():
+    arrays = [decode_image(fixture_bytes(f"formats/compreface__einstein.{ext}"), **LIMITS)
+              for ext in ("png", "webp", "bmp")]
+    assert all(a.shape == arrays[0].shape and a.dtype == np.uint8 and a.shape[2] == 3 for a in arrays)
+    # The three files were converted from one source photo (see formats/_manifest.csv): same picture,
+    # small codec differences.
+    for other in arrays[1:]:
+        assert np.abs(arrays[0].astype(int) - other.astype(int)).mean() < 4.0
+
+
+def test_byte_limit_is_checked_before_decoding(photo):
+    data = encode(photo, "JPEG")
+    with pytest.raises(PayloadTooLarge) as err:
+        decode_image(data, max_bytes=len(data) - 1, max_pixels=10**9)
+    assert err.value.details["bytes"] == len(data)
+
+
+def test_pixel_limit(photo):
+    with pytest.raises(PayloadTooLarge):
+        decode_image(encode(photo, "PNG"), max_bytes=10**9, max_pixels=photo.width * photo.height - 1)
+
+
+def test_decompression_bomb_is_refused_without_decoding():
+    """A 200-byte PNG whose header claims 60000 x 60000 pixels (3.6 gigapixels)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    with pytest.raises(PayloadTooLarge):
+        decode_image(bomb, **LIMITS)
+
+
+@pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("RGBA", "PNG"),
+                                      ("CMYK", "JPEG"), ("I;16", "PNG"), ("RGB", "GIF")])
+def test_every_mode_becomes_rgb_with_the_same_content(photo, mode, fmt):
+    if mode == "I;16":
+        grey = np.asarray(photo.convert("L"), dtype=np.uint16) * 257  # full 16-bit range
+        image = Image.fromarray(grey.astype("<u2"))
+        assert image.mode.startswith("I;16")
+    else:
+        image = photo.convert(mode)
+    out = decode_image(encode(image, fmt), **LIMITS)
+    assert out.shape == (photo.height, photo.width, 3) and out.dtype == np.uint8
+    reference = np.asarray(photo.convert("L"), dtype=float)
+    # Same picture, not a blank or clipped one: greyscale content within a small error.
+    assert np.abs(out.astype(float).mean(axis=2) - reference).mean() < 12
+
+
+def test_exif_orientation_is_applied(photo):
+    # Store the pixels rotated and let EXIF (orientation 6 = rotate 90 CW to display) undo it.
+    stored = photo.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = decode_image(encode(stored, "JPEG", exif=exif, quality=95), **LIMITS)
+    assert out.shape[:2] == (photo.height, photo.width)
+    upright = decode_image(encode(photo, "JPEG", quality=95), **LIMITS)
+    assert np.abs(out.astype(int) - upright.astype(int)).mean() < 4
+
+
+def test_unsupported_format_is_415(photo):
+    with pytest.raises(UnsupportedMediaType):
+        decode_image(encode(photo, "PPM"), **LIMITS)
