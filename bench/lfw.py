@@ -27,7 +27,7 @@ from service.embedder import available_models, create_embedder, l2_normalize
 from service.faces import Face, FaceDetector, crop_face
 from service.images import decode_image
 
-from .metrics import kfold_accuracy, roc_auc, roc_curve, tar_at_far
+from .metrics import kfold_accuracy, roc_auc, roc_curve, tar_at_far, threshold_at_far
 
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
@@ -120,7 +120,11 @@ def detect_all(ps: PairSet, root: Path, detector: FaceDetector, centre_bias: boo
 
 def embed_all(ps: PairSet, root: Path, faces: list, embedder, crop=None, batch: int = 32) -> tuple:
     """(plain, mirrored) embeddings per image, NaN rows where no face was found. ``crop(rgb, face)``
-    overrides the embedder's own alignment (experiments)."""
+    overrides the embedder's own alignment (experiments, never cached)."""
+    cache = CACHE / f"embeddings-{ps.name}-{embedder.model_id}-{embedder.prepared.sha256[:12]}-m{embedder.margin}.npz"
+    if crop is None and cache.is_file():
+        data = np.load(cache)
+        return data["plain"], data["mirrored"]
     dim = embedder.dim
     plain = np.full((len(ps.images), dim), np.nan, np.float32)
     mirrored = plain.copy()
@@ -141,6 +145,9 @@ def embed_all(ps: PairSet, root: Path, faces: list, embedder, crop=None, batch: 
         if len(crops) == batch:
             flush()
     flush()
+    if crop is None:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, plain=plain, mirrored=mirrored)
     return plain, mirrored
 
 
@@ -160,6 +167,10 @@ def evaluate(ps: PairSet, emb: np.ndarray) -> dict:
         out[f"tar_at_far_{far:.0e}".replace("e-0", "e-")] = tar
         out[f"threshold_at_far_{far:.0e}".replace("e-0", "e-")] = t
     out["roc_auc"] = roc_auc(scores, ps.same)
+    if ps.impostor_a is not None:
+        # The impostor score distribution, for identify's gallery-size-aware threshold (service/calibration.py).
+        fars = np.logspace(-4.5, -0.5, 41)
+        out["impostor_far_curve"] = [[float(f), round(threshold_at_far(impostor, f), 5)] for f in fars]
     out["impostor_pairs"] = int(len(impostor))
     out["_scores"] = scores
     return out

@@ -1,19 +1,21 @@
 """gunicorn settings. Bind address from FACEID_BIND (via the service settings).
 
 One worker process with threads: the models are loaded once and shared, ONNX Runtime and torch release the
-GIL while they compute, and the embedded Chroma store (PersistentClient) must not be opened by two processes.
+GIL while they compute, and the embedded Chroma store (PersistentClient) must not be opened by two processes
+(the data dir lock refuses a second one). With a Chroma server (FACEID_CHROMA_URL) raise FACEID_WORKERS.
 """
 from service.config import load_settings
 
 _settings = load_settings()
 
 bind = _settings.bind
-workers = 1
+workers = _settings.workers
 worker_class = "gthread"
-threads = 4
+threads = _settings.threads
 timeout = 60
 graceful_timeout = 30
-# The app (and its models) load in the master before forking; a broken model stops the start at once.
-preload_app = True
+# The app loads in the worker, not the master: Chroma's embedded client must not cross a fork. A broken
+# model or a locked data dir makes the worker fail to boot, and gunicorn exits with the reason in its log.
+preload_app = False
 accesslog = None  # the service writes its own structured request log
 errorlog = "-"

@@ -1,7 +1,7 @@
 """Face recognition identity service.
 
-``create_app(settings)`` is the application factory (Flask's tutorial shape): it loads the models once,
-registers one blueprint per resource and the one JSON error handler.
+``create_app(settings)`` is the application factory (Flask's tutorial shape): it loads the models and opens
+the store once, registers one blueprint per resource and the one JSON error handler.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ __all__ = ["create_app", "Settings", "load_settings"]
 def create_app(settings: Settings | None = None, **overrides: Any):
     from flask import Flask
 
-    from .api import errors, health, detect, requests as request_context
+    from .api import detect, docs, errors, health, matching, persons, requests as request_context
+    from .auth import KeyRing
     from .logs import configure_logging
     from .recognizer import Recognizer
 
@@ -26,11 +27,11 @@ def create_app(settings: Settings | None = None, **overrides: Any):
     app.config["FACEID_SETTINGS"] = settings
     app.json.sort_keys = False
 
-    recognizer = Recognizer(settings).prepare()
-    app.extensions["faceid"] = recognizer
+    app.extensions["faceid_keys"] = KeyRing.load(settings)
+    app.extensions["faceid"] = Recognizer(settings).prepare()
 
     request_context.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(detect.bp)
+    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, docs.bp):
+        app.register_blueprint(blueprint)
     return app

@@ -10,6 +10,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from .config import ROOT
 from .errors import ConfigError
 
@@ -32,3 +34,34 @@ def verify_threshold(model_id: str, path: Path = BENCH_RESULTS) -> float:
         raise ConfigError(f"no calibrated threshold for model {model_id!r} in {path}: run `make bench-lfw` "
                           f"or set verify_threshold explicitly", details={"model_id": model_id})
     return float(entry["threshold_at_far_1e-3"])
+
+
+def per_comparison_far(target_open_set_far: float, gallery_faces: int) -> float:
+    """The per-face false-accept rate that keeps P(a stranger matches any of ``gallery_faces`` faces) at
+    ``target_open_set_far``, treating comparisons as independent: 1 - (1 - target)^(1/n)."""
+    return 1.0 - (1.0 - target_open_set_far) ** (1.0 / max(gallery_faces, 1))
+
+
+def threshold_for_far(model_id: str, far: float, path: Path = BENCH_RESULTS) -> float:
+    """Cosine threshold at which a fraction ``far`` of impostor pairs pass, interpolated (in log FAR) on the
+    benchmark's impostor curve (celeba_dev, 50,000 real-photo impostor pairs). Below the curve's smallest FAR
+    the last segment is extrapolated: the curve has no data there, so the service says so in its response."""
+    entry = _results(path).get("models", {}).get(model_id, {})
+    curve = entry.get("celeba_dev_impostor_far_curve")
+    if not curve:
+        raise ConfigError(f"no impostor curve for model {model_id!r} in {path}: run `make bench-lfw`",
+                          details={"model_id": model_id})
+    fars = np.log10([p[0] for p in curve])
+    thresholds = np.array([p[1] for p in curve])
+    x = np.log10(max(far, 1e-12))
+    if x < fars[0]:
+        slope = (thresholds[1] - thresholds[0]) / (fars[1] - fars[0])
+        return float(min(thresholds[0] + slope * (x - fars[0]), 0.999))
+    return float(np.interp(x, fars, thresholds))
+
+
+def identify_threshold(model_id: str, gallery_faces: int, target_open_set_far: float,
+                       verify: float) -> tuple[float, float]:
+    """(threshold, per-face FAR) for a 1:N search over ``gallery_faces`` faces; never below verify's."""
+    far = per_comparison_far(target_open_set_far, gallery_faces)
+    return max(verify, threshold_for_far(model_id, far)), far

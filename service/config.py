@@ -27,6 +27,9 @@ class Settings:
     # host:port that `make run` binds gunicorn to.
     bind: str = "127.0.0.1:8000"
     log_level: str = "INFO"
+    # gunicorn worker processes and threads per worker. More than one worker needs a Chroma server.
+    workers: int = 1
+    threads: int = 4
 
     # --- recognition model --------------------------------------------------------------------------
     model: str = "facenet-casia-20180408"
@@ -51,6 +54,41 @@ class Settings:
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     max_request_bytes: int = 64 * 1024 * 1024
+    # Images in one register / add-faces request.
+    max_images_per_request: int = 10
+    # Serialised size of a person's metadata object.
+    max_metadata_bytes: int = 4096
+
+    # --- store --------------------------------------------------------------------------------------
+    # Empty: embedded Chroma in <data_dir>/chroma (one process). Else a Chroma server, e.g.
+    # http://127.0.0.1:8001, shared by several service instances.
+    chroma_url: str = ""
+    # Keep a small aligned JPEG of each enrolled face (admin thumbnails, re-embedding after a model change).
+    store_face_crops: bool = True
+
+    # --- decisions ----------------------------------------------------------------------------------
+    # Verify threshold (cosine). 0 = the calibrated one: threshold_at_far_1e-3 in bench/results/lfw.json.
+    verify_threshold: float = 0.0
+    # Identify: the chance that a stranger is matched to *anyone* in the gallery; the threshold is derived
+    # from this, the gallery size and the benchmark's impostor scores.
+    identify_target_far: float = 0.01
+    # A new face that matches a different person above the verify threshold: "reject" (409) or "allow".
+    duplicate_policy: str = "reject"
+    default_top_k: int = 5
+    max_top_k: int = 50
+
+    # --- enrollment quality gate (see service/quality.py) -------------------------------------------
+    enroll_min_probability: float = 0.95
+    enroll_min_face_size: float = 64.0
+    enroll_min_blur: float = 25.0
+    enroll_max_yaw: float = 0.45
+    enroll_max_roll: float = 35.0
+
+    # --- API keys -----------------------------------------------------------------------------------
+    # Comma-separated keys (environment) or lists (TOML). When either is set, they replace the generated
+    # key file in the data dir.
+    admin_keys: tuple[str, ...] = ()
+    client_keys: tuple[str, ...] = ()
 
     @property
     def models_dir(self) -> Path:
@@ -81,6 +119,9 @@ def _coerce(name: str, typ: Any, value: Any) -> Any:
             if not isinstance(value, str):
                 raise ValueError("expected a string")
             return value
+        if str(typ).startswith("tuple[str"):
+            items = value.split(",") if text else list(value)
+            return tuple(str(v).strip() for v in items if str(v).strip())
         if str(typ).startswith("tuple[float"):
             items = value.split(",") if text else list(value)
             return tuple(float(v) for v in items)
@@ -141,6 +182,17 @@ def _validate(s: Settings) -> None:
     need(0 <= s.face_margin < 100, "face_margin", "0..99 pixels")
     need(s.embed_threads >= 0 and s.detect_threads >= 0, "embed_threads", "must be >= 0")
     need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
+    need(1 <= s.threads <= 64, "threads", "1..64")
+    need(s.workers == 1 or (s.workers > 1 and bool(s.chroma_url)), "workers",
+         "the embedded store allows one worker process; set chroma_url to run more")
+    need(0 < s.identify_target_far < 1, "identify_target_far", "a probability in (0, 1)")
+    need(0 <= s.verify_threshold < 1, "verify_threshold", "a cosine similarity in [0, 1); 0 = calibrated")
+    need(s.duplicate_policy in ("reject", "allow"), "duplicate_policy", "reject or allow")
+    need(1 <= s.default_top_k <= s.max_top_k <= 1000, "default_top_k", "1 <= default_top_k <= max_top_k <= 1000")
+    need(1 <= s.max_images_per_request <= 100, "max_images_per_request", "1..100")
+    need(s.max_metadata_bytes >= 2, "max_metadata_bytes", "must be positive")
+    need(not (s.chroma_url and not s.chroma_url.startswith(("http://", "https://"))), "chroma_url",
+         "expected http(s)://host:port")
     need(s.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "log_level", "DEBUG/INFO/WARNING/ERROR")
 
 

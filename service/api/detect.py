@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
+from ..auth import require
 from . import inputs
 
 bp = Blueprint("detect", __name__, url_prefix="/v1")
 
 
 @bp.post("/detect")
+@require("client")
 def detect():
     (data,) = inputs.images(at_most=1)
     result = current_app.extensions["faceid"].detect(data)

@@ -1,0 +1,103 @@
+"""verify, identify, compare against a real Chroma gallery of real photos."""
+import pytest
+
+from .conftest import CLIENT, upload
+from .test_api_detect import assert_error
+
+ENROLL = {"obama": ("Barack Obama", ["people/Barack_Obama/0001.jpg", "people/Barack_Obama/0002.jpg"]),
+          "biden": ("Joe Biden", ["people/Joe_Biden/0001.jpg"]),
+          "kit": ("Kit Harington", ["people/Kit_Harington/0001.jpg", "people/Kit_Harington/0002.jpg"]),
+          "rose": ("Rose Leslie", ["people/Rose_Leslie/0001.jpg"])}
+
+
+@pytest.fixture()
+def gallery(client, empty_gallery):
+    for pid, (name, rels) in ENROLL.items():
+        r = client.post("/v1/persons", data=upload(*rels, name=name, person_id=pid),
+                        content_type="multipart/form-data", headers=CLIENT)
+        assert r.status_code == 201, r.get_json()
+    return empty_gallery
+
+
+def post(client, url, *rels, **fields):
+    return client.post(url, data=upload(*rels, **fields), content_type="multipart/form-data", headers=CLIENT)
+
+
+def test_verify_accepts_the_person_and_rejects_others(client, gallery, recognizer):
+    r = post(client, "/v1/verify", "people/Barack_Obama/0003.jpg", person_id="obama")
+    body = r.get_json()
+    assert r.status_code == 200 and body["match"] is True
+    assert body["similarity"] >= body["threshold"] == round(recognizer.verify_threshold, 4)
+    assert body["person_id"] == "obama" and set(body["box"]) == {"x", "y", "width", "height"}
+    r = post(client, "/v1/verify", "people/Joe_Biden/0002.jpg", person_id="obama")
+    assert r.status_code == 200 and r.get_json()["match"] is False
+    r = post(client, "/v1/verify", "people/Joe_Biden/0002.jpg", person_id="biden")
+    assert r.get_json()["match"] is True
+
+
+def test_verify_threshold_may_be_stricter_never_looser(client, gallery, recognizer):
+    strict = post(client, "/v1/verify", "people/Barack_Obama/0003.jpg", person_id="obama", threshold="0.99")
+    assert strict.status_code == 200 and strict.get_json()["match"] is False
+    assert strict.get_json()["threshold"] == 0.99
+    err = assert_error(post(client, "/v1/verify", "people/Joe_Biden/0002.jpg", person_id="obama",
+                            threshold="0.05"), 400, "validation_error")
+    assert err["details"]["field"] == "threshold"
+
+
+def test_verify_errors(client, gallery):
+    assert_error(post(client, "/v1/verify", "people/Barack_Obama/0003.jpg", person_id="nobody"), 404,
+                 "person_not_found")
+    assert_error(post(client, "/v1/verify", "people/Barack_Obama/0003.jpg"), 400, "validation_error")
+    assert_error(post(client, "/v1/verify", "no_face/dlib__dog.jpg", person_id="obama"), 422, "no_face")
+    assert_error(post(client, "/v1/verify", "invalid/compreface__corrupted.png", person_id="obama"), 400,
+                 "invalid_image")
+    assert_error(post(client, "/v1/verify", "people/Barack_Obama/0003.jpg", "people/Barack_Obama/0001.jpg",
+                      person_id="obama"), 400, "validation_error")
+
+
+def test_identify_finds_the_person_and_calls_a_stranger_unknown(client, gallery):
+    body = post(client, "/v1/identify", "people/Kit_Harington/0003.jpg", top_k="3").get_json()
+    assert body["threshold"] > 0 and body["gallery_faces"] == 6
+    (face,) = body["faces"]
+    assert face["match"]["person_id"] == "kit" and face["match"]["name"] == "Kit Harington"
+    assert 1 <= len(face["candidates"]) <= 3
+    sims = [c["similarity"] for c in face["candidates"]]
+    assert sims == sorted(sims, reverse=True)
+    stranger = post(client, "/v1/identify", "people/Lin_Manuel_Miranda/0001.jpg").get_json()
+    assert stranger["faces"][0]["match"] is None
+    assert stranger["faces"][0]["candidates"]  # still ranked, just not accepted
+
+
+def test_identify_all_faces_in_a_group_photo(client, gallery):
+    body = post(client, "/v1/identify", "multi_face/face_recognition__kit_with_rose.jpg",
+                all_faces="true").get_json()
+    assert len(body["faces"]) == 2
+    assert {f["match"]["person_id"] for f in body["faces"] if f["match"]} == {"kit", "rose"}
+    one = post(client, "/v1/identify", "multi_face/face_recognition__kit_with_rose.jpg").get_json()
+    assert len(one["faces"]) == 1  # default: the largest face only
+
+
+def test_identify_errors(client, gallery):
+    assert_error(post(client, "/v1/identify", "people/Kit_Harington/0003.jpg", top_k="0"), 400, "validation_error")
+    assert_error(post(client, "/v1/identify", "people/Kit_Harington/0003.jpg", top_k="lots"), 400,
+                 "validation_error")
+    assert_error(post(client, "/v1/identify", "people/Kit_Harington/0003.jpg", all_faces="perhaps"), 400,
+                 "validation_error")
+    assert_error(post(client, "/v1/identify", "no_face/dlib__giraffe.jpg"), 422, "no_face")
+
+
+def test_identify_on_an_empty_gallery_matches_nobody(client, empty_gallery):
+    body = post(client, "/v1/identify", "people/Kit_Harington/0003.jpg").get_json()
+    assert body["gallery_faces"] == 0 and body["faces"][0]["match"] is None and body["faces"][0]["candidates"] == []
+
+
+def test_compare(client, empty_gallery):
+    same = post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg", "people/Rose_Leslie/0002.jpg").get_json()
+    assert same["match"] is True and len(same["boxes"]) == 2
+    different = post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg", "people/Joe_Biden/0001.jpg").get_json()
+    assert different["match"] is False and different["similarity"] < same["similarity"]
+    assert empty_gallery.face_count() == 0  # nothing stored
+    assert_error(post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg"), 400, "validation_error")
+    err = assert_error(post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg", "no_face/dlib__dog.jpg"), 422,
+                       "no_face")
+    assert err["details"]["image_index"] == 1

@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from service.auth import KeyRing, hash_key
+from service.config import load_settings
+from service.errors import ConfigError
+
+from .conftest import ADMIN, CLIENT
+from .test_api_detect import assert_error
+
+
+@pytest.mark.parametrize("method,url", [("post", "/v1/detect"), ("post", "/v1/persons"), ("get", "/v1/persons"),
+                                        ("post", "/v1/verify"), ("post", "/v1/identify"), ("post", "/v1/compare"),
+                                        ("delete", "/v1/persons/x"), ("patch", "/v1/persons/x")])
+def test_every_v1_endpoint_needs_a_key(client, method, url):
+    assert_error(getattr(client, method)(url), 401, "unauthorized")
+    assert_error(getattr(client, method)(url, headers={"X-API-Key": "wrong-key-0123456789"}), 401, "unauthorized")
+
+
+@pytest.mark.parametrize("method,url", [("get", "/v1/persons"), ("get", "/v1/persons/x"),
+                                        ("delete", "/v1/persons/x"), ("patch", "/v1/persons/x"),
+                                        ("delete", "/v1/persons/x/faces/y")])
+def test_client_keys_cannot_use_admin_endpoints(client, method, url):
+    assert_error(getattr(client, method)(url, headers=CLIENT), 403, "forbidden")
+
+
+def test_admin_key_may_use_client_endpoints(client):
+    assert_error(client.post("/v1/detect", headers=ADMIN, json={}), 400, "validation_error")
+
+
+def test_health_docs_and_openapi_need_no_key(client):
+    assert client.get("/healthz").status_code == 200
+    spec = client.get("/openapi.json").get_json()
+    assert "/v1/identify" in spec["paths"] and spec["components"]["securitySchemes"]["apiKey"]["name"] == "X-API-Key"
+    page = client.get("/docs")
+    assert page.status_code == 200 and "duplicate_face" in page.get_data(as_text=True)
+
+
+def test_first_start_creates_keys_once_and_keeps_only_hashes(tmp_path):
+    settings = load_settings(env={}, data_dir=str(tmp_path))
+    shown = []
+    ring = KeyRing.load(settings, announce=shown.append)
+    assert len(shown) == 1
+    keys = [line.split(":", 1)[1].strip() for line in shown[0].splitlines() if "key:" in line]
+    admin_key, client_key = keys
+    assert ring.scope_of(admin_key) == "admin" and ring.scope_of(client_key) == "client"
+    stored = (tmp_path / "api_keys.json").read_text()
+    assert admin_key not in stored and client_key not in stored and hash_key(admin_key) in stored
+    assert (tmp_path / "api_keys.json").stat().st_mode & 0o077 == 0
+    again = KeyRing.load(settings, announce=shown.append)  # second start: nothing new printed
+    assert len(shown) == 1 and again.scope_of(client_key) == "client" and again.scope_of("nope") is None
+
+
+def test_environment_keys_replace_the_key_file(tmp_path):
+    settings = load_settings(env={"FACEID_ADMIN_KEYS": "a" * 20 + "," + "b" * 20, "FACEID_CLIENT_KEYS": "c" * 20},
+                             data_dir=str(tmp_path))
+    ring = KeyRing.load(settings, announce=lambda text: pytest.fail("must not generate keys"))
+    assert ring.scope_of("b" * 20) == "admin" and ring.scope_of("c" * 20) == "client"
+    assert not (tmp_path / "api_keys.json").exists()
+    with pytest.raises(ConfigError):
+        KeyRing.load(load_settings(env={"FACEID_CLIENT_KEYS": "short"}, data_dir=str(tmp_path)))

@@ -1,0 +1,105 @@
+"""The real thing: gunicorn (config/gunicorn.conf.py) on a free port, real HTTP, real photos, a real Chroma in
+a temp dir: register -> verify (accept) -> verify another person (reject) -> identify (right person; a
+stranger is unknown) -> list -> delete -> verify (404)."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import fixture_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = {"X-API-Key": "e2e-admin-key-0123456789"}
+CLIENT = {"X-API-Key": "e2e-client-key-0123456789"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, recognizer):
+    data_dir = tmp_path_factory.mktemp("e2e")
+    (data_dir / "models").symlink_to(recognizer.settings.models_dir)  # prepared by the session's app
+    port = free_port()
+    env = {**os.environ, "FACEID_DATA_DIR": str(data_dir), "FACEID_BIND": f"127.0.0.1:{port}",
+           "FACEID_ADMIN_KEYS": ADMIN["X-API-Key"], "FACEID_CLIENT_KEYS": CLIENT["X-API-Key"]}
+    log = open(data_dir / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                             "service:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:  # listening before the worker is up
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"gunicorn exited: {(data_dir / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("gunicorn did not become ready")
+    yield base, data_dir
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def files(*rels):
+    return [("image", (r.split("/")[-1], fixture_bytes(r), "image/jpeg")) for r in rels]
+
+
+def test_identity_lifecycle_over_http(server):
+    base, data_dir = server
+    r = requests.post(f"{base}/v1/persons", headers=CLIENT, data={"name": "Kit Harington", "person_id": "kit"},
+                      files=files("people/Kit_Harington/0001.jpg", "people/Kit_Harington/0002.jpg"))
+    assert r.status_code == 201, r.text
+    r = requests.post(f"{base}/v1/persons", headers=CLIENT, data={"name": "Joe Biden", "person_id": "biden"},
+                      files=files("people/Joe_Biden/0001.jpg"))
+    assert r.status_code == 201, r.text
+
+    r = requests.post(f"{base}/v1/verify", headers=CLIENT, data={"person_id": "kit"},
+                      files=files("people/Kit_Harington/0003.jpg"))
+    assert r.status_code == 200 and r.json()["match"] is True
+    r = requests.post(f"{base}/v1/verify", headers=CLIENT, data={"person_id": "kit"},
+                      files=files("people/Rose_Leslie/0002.jpg"))
+    assert r.status_code == 200 and r.json()["match"] is False
+
+    r = requests.post(f"{base}/v1/identify", headers=CLIENT, files=files("people/Joe_Biden/0002.jpg"))
+    assert r.json()["faces"][0]["match"]["person_id"] == "biden"
+    r = requests.post(f"{base}/v1/identify", headers=CLIENT, files=files("people/Lin_Manuel_Miranda/0001.jpg"))
+    assert r.json()["faces"][0]["match"] is None
+
+    listing = requests.get(f"{base}/v1/persons", headers=ADMIN).json()
+    assert listing["total"] == 2 and {p["id"] for p in listing["items"]} == {"kit", "biden"}
+    assert requests.delete(f"{base}/v1/persons/kit", headers=ADMIN).status_code == 200
+    r = requests.post(f"{base}/v1/verify", headers=CLIENT, data={"person_id": "kit"},
+                      files=files("people/Kit_Harington/0003.jpg"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "person_not_found"
+
+    # the structured log has the decisions, and never an embedding or image bytes
+    log = (data_dir / "server.log").read_text()
+    assert '"op": "verify"' in log and '"request_id"' in log
+    assert not re.search(r"(-?\d\.\d+,\s*){16}", log), "a vector was logged"
+    assert "\\xff\\xd8" not in log and "/9j/" not in log  # JPEG bytes, raw or base64
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(server):
+    base, data_dir = server
+    env = {**os.environ, "FACEID_DATA_DIR": str(data_dir), "FACEID_BIND": f"127.0.0.1:{free_port()}",
+           "FACEID_ADMIN_KEYS": ADMIN["X-API-Key"], "FACEID_CLIENT_KEYS": CLIENT["X-API-Key"]}
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                             "service:create_app()"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert "in use by pid" in result.stdout + result.stderr
