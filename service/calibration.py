@@ -36,18 +36,19 @@ def verify_threshold(model_id: str, path: Path = BENCH_RESULTS) -> float:
     return float(entry["threshold_at_far_1e-3"])
 
 
-def per_comparison_far(target_open_set_far: float, gallery_faces: int) -> float:
-    """The per-face false-accept rate that keeps P(a stranger matches any of ``gallery_faces`` faces) at
-    ``target_open_set_far``, treating comparisons as independent: 1 - (1 - target)^(1/n)."""
-    return 1.0 - (1.0 - target_open_set_far) ** (1.0 / max(gallery_faces, 1))
+def per_comparison_far(target_open_set_far: float, gallery_size: int) -> float:
+    """The per-comparison false-accept rate that keeps P(a stranger matches any of ``gallery_size`` enrolled
+    people) at ``target_open_set_far``, treating comparisons as independent: 1 - (1 - target)^(1/n)."""
+    return 1.0 - (1.0 - target_open_set_far) ** (1.0 / max(gallery_size, 1))
 
 
 def threshold_for_far(model_id: str, far: float, path: Path = BENCH_RESULTS) -> float:
     """Cosine threshold at which a fraction ``far`` of impostor pairs pass, interpolated (in log FAR) on the
-    benchmark's impostor curve (celeba_dev, 50,000 real-photo impostor pairs). Below the curve's smallest FAR
-    the last segment is extrapolated: the curve has no data there, so the service says so in its response."""
+    benchmark's identify curve: every different-person pair of LFW (~29 million) and celeba_dev, the stricter
+    of the two wherever both resolve a FAR. Below the curve's smallest FAR (galleries of millions) the last
+    segment is extrapolated."""
     entry = _results(path).get("models", {}).get(model_id, {})
-    curve = entry.get("celeba_dev_impostor_far_curve")
+    curve = entry.get("identify_impostor_curve")
     if not curve:
         raise ConfigError(f"no impostor curve for model {model_id!r} in {path}: run `make bench-lfw`",
                           details={"model_id": model_id})
@@ -60,8 +61,8 @@ def threshold_for_far(model_id: str, far: float, path: Path = BENCH_RESULTS) -> 
     return float(np.interp(x, fars, thresholds))
 
 
-def identify_threshold(model_id: str, gallery_faces: int, target_open_set_far: float,
+def identify_threshold(model_id: str, gallery_size: int, target_open_set_far: float,
                        verify: float) -> tuple[float, float]:
-    """(threshold, per-face FAR) for a 1:N search over ``gallery_faces`` faces; never below verify's."""
-    far = per_comparison_far(target_open_set_far, gallery_faces)
+    """(threshold, per-comparison FAR) for a 1:N search over ``gallery_size`` people; never below verify's."""
+    far = per_comparison_far(target_open_set_far, gallery_size)
     return max(verify, threshold_for_far(model_id, far)), far

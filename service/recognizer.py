@@ -20,7 +20,7 @@ from .config import Settings
 from .embedder import Embedder, create_embedder
 from .errors import DuplicateFace, LowQuality, MultipleFaces, NoFace, ValidationError
 from .faces import Face, FaceDetector
-from .gallery import Candidate, Gallery, NewFace, Person, StoredFace
+from .gallery import Gallery, NewFace, Person, StoredFace
 from .images import decode_image
 from .quality import QualityLimits, failures, measure
 
@@ -61,7 +61,7 @@ class Recognizer:
         request does not pay for loading."""
         self.detector.prepare()
         self.embedder.prepare()
-        if self._verify_threshold is None:
+        if self.with_store and self._verify_threshold is None:  # deciding needs a calibrated threshold
             self._verify_threshold = calibration.verify_threshold(self.embedder.model_id)
         if self.with_store and self.gallery is None:
             self.gallery = Gallery.open(model_id=self.embedder.model_id, dim=self.embedder.dim,
@@ -82,7 +82,8 @@ class Recognizer:
 
     @property
     def verify_threshold(self) -> float:
-        assert self._verify_threshold is not None, "prepare() first"
+        if self._verify_threshold is None:
+            raise RuntimeError("no threshold: prepare() a recognizer with a store first")
         return self._verify_threshold
 
     def effective_threshold(self, default: float, requested: float | None) -> float:
@@ -97,10 +98,11 @@ class Recognizer:
         return requested
 
     def identify_threshold(self) -> tuple[float, float, int]:
-        faces = self._gallery().face_count()
-        threshold, far = calibration.identify_threshold(self.embedder.model_id, faces,
+        """(threshold, per-comparison FAR, gallery size): one comparison per enrolled person (template)."""
+        people = self._gallery().person_count()
+        threshold, far = calibration.identify_threshold(self.embedder.model_id, people,
                                                         self.settings.identify_target_far, self.verify_threshold)
-        return threshold, far, faces
+        return threshold, far, people
 
     # --- pixels -> faces -> vectors -------------------------------------------------------------------
 
@@ -196,13 +198,12 @@ class Recognizer:
         return person, stored
 
     def verify(self, person_id: str, image: bytes, *, threshold: float | None = None) -> dict[str, Any]:
-        """1:1 — is the largest face in ``image`` this person? Scored against their best-matching face."""
+        """1:1 — is the largest face in ``image`` this person? Scored against the person's template."""
         gallery = self._gallery()
-        gallery.require_person(person_id)
+        reference = gallery.template_of(person_id)  # person_not_found before any image work
         threshold = self.effective_threshold(self.verify_threshold, threshold)
         probe = self.probes(image)[0]
-        stored = gallery.faces_of(person_id, embeddings=True)
-        similarity = max((float(f.embedding @ probe.embedding) for f in stored), default=-1.0)
+        similarity = float(reference @ probe.embedding)
         match = similarity >= threshold
         log.info("decision", extra={"op": "verify", "person_id": person_id, "match": match,
                                     "similarity": round(similarity, 4), "threshold": round(threshold, 4)})
@@ -215,20 +216,20 @@ class Recognizer:
         top_k = top_k or self.settings.default_top_k
         if not 1 <= top_k <= self.settings.max_top_k:
             raise ValidationError(f"top_k must be within 1..{self.settings.max_top_k}", field="top_k")
-        base, far, gallery_faces = self.identify_threshold()
+        base, far, gallery_size = self.identify_threshold()
         threshold = self.effective_threshold(base, threshold)
         gallery = self._gallery()
         results = []
         for probe in self.probes(image, all_faces=all_faces):
             candidates = gallery.nearest_persons(probe.embedding, top_k)
-            names = gallery.names(c.person_id for c in candidates)
-            shaped = [_candidate(c, names) for c in candidates]
+            shaped = [{"person_id": c.person_id, "name": c.name, "similarity": round(c.similarity, 4)}
+                      for c in candidates]
             match = shaped[0] if candidates and candidates[0].similarity >= threshold else None
             log.info("decision", extra={"op": "identify", "match": match["person_id"] if match else None,
                                         "best_similarity": shaped[0]["similarity"] if shaped else None,
-                                        "threshold": round(threshold, 4), "gallery_faces": gallery_faces})
+                                        "threshold": round(threshold, 4), "gallery_size": gallery_size})
             results.append({"box": probe.face.to_dict()["box"], "match": match, "candidates": shaped})
-        return {"threshold": round(threshold, 4), "gallery_faces": gallery_faces,
+        return {"threshold": round(threshold, 4), "gallery_size": gallery_size,
                 "per_comparison_far": float(f"{far:.3g}"), "target_open_set_far": self.settings.identify_target_far,
                 "faces": results}
 
@@ -239,10 +240,6 @@ class Recognizer:
         similarity = float(a.embedding @ b.embedding)
         return {"match": similarity >= threshold, "similarity": round(similarity, 4),
                 "threshold": round(threshold, 4), "boxes": [a.face.to_dict()["box"], b.face.to_dict()["box"]]}
-
-
-def _candidate(c: Candidate, names: dict[str, str]) -> dict[str, Any]:
-    return {"person_id": c.person_id, "name": names.get(c.person_id, ""), "similarity": round(c.similarity, 4)}
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

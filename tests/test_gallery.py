@@ -27,7 +27,7 @@ def gallery(tmp_path):
     g.close()
 
 
-def test_nearest_persons_ranks_by_best_face(gallery, vectors):
+def test_nearest_persons_ranks_by_template_cosine(gallery, vectors):
     gallery.create_person(person_id="obama", name="Obama", metadata={}, faces=[face(vectors["obama1"])])
     gallery.create_person(person_id="biden", name="Biden", metadata={}, faces=[face(vectors["biden"])])
     gallery.create_person(person_id="kit", name="Kit", metadata={}, faces=[face(vectors["kit"])])
@@ -35,7 +35,20 @@ def test_nearest_persons_ranks_by_best_face(gallery, vectors):
     assert [h.person_id for h in hits][0] == "obama" and len(hits) == 2
     expected = float(vectors["obama1"] @ vectors["obama2"])
     assert abs(hits[0].similarity - expected) < 1e-4  # cosine, exactly as computed by numpy
+    assert hits[0].name == "Obama"
     assert [h.person_id for h in gallery.nearest_persons(vectors["obama2"], 3, exclude="obama")] != ["obama"]
+
+
+def test_template_is_the_mean_of_the_faces_and_follows_them(gallery, vectors):
+    gallery.create_person(person_id="obama", name="Obama", metadata={}, faces=[face(vectors["obama1"])])
+    assert np.allclose(gallery.template_of("obama"), vectors["obama1"], atol=1e-6)
+    _, (added,) = gallery.add_faces("obama", [face(vectors["obama2"])])
+    mean = vectors["obama1"] + vectors["obama2"]
+    assert np.allclose(gallery.template_of("obama"), mean / np.linalg.norm(mean), atol=1e-5)
+    assert gallery.get_person("obama").face_count == 2
+    assert gallery.delete_face("obama", added.id)
+    assert np.allclose(gallery.template_of("obama"), vectors["obama1"], atol=1e-5)
+    assert not gallery.delete_face("obama", added.id)
 
 
 def test_a_person_without_a_record_is_invisible(gallery, vectors):

@@ -1,0 +1,1 @@
+"""Bulk enrollment CLI: ``python -m enroll --help``."""

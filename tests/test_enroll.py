@@ -1,0 +1,56 @@
+"""The bulk CLI against a real store: import a folder of people, then move them to another model id."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from enroll.__main__ import main
+from service.gallery import Gallery
+from service.models import facenet_graph_path, load_facenet_graph
+
+from .conftest import FIXTURES
+
+
+@pytest.fixture()
+def store(tmp_path, recognizer, monkeypatch):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "models").symlink_to(recognizer.settings.models_dir)
+    monkeypatch.setenv("FACEID_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+def test_import_then_reindex(store, tmp_path, monkeypatch, capsys):
+    photos = tmp_path / "photos"
+    for person, files in {"Kit_Harington": ["0001.jpg", "0002.jpg"], "Joe_Biden": ["0001.jpg"],
+                          "Nobody": []}.items():
+        (photos / person).mkdir(parents=True)
+        for f in files:
+            shutil.copy(FIXTURES / "people" / person / f, photos / person / f)
+    shutil.copy(FIXTURES / "no_face" / "dlib__dog.jpg", photos / "Nobody" / "dog.jpg")
+
+    assert main(["import", str(photos)]) == 1  # one person failed
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    status = {l["person_id"]: l for l in lines}
+    assert status["Kit_Harington"]["status"] == "registered" and status["Kit_Harington"]["faces"] == 2
+    assert status["Joe_Biden"]["status"] == "registered"
+    assert status["Nobody"]["status"] == "failed" and status["Nobody"]["code"] == "no_face"
+
+    assert main(["import", str(photos)]) == 1  # idempotent for those already there
+    assert {l["person_id"]: l["status"] for l in map(json.loads, capsys.readouterr().out.splitlines())}[
+        "Kit_Harington"] == "exists"
+
+    weights = tmp_path / "weights.pt"
+    torch.save(load_facenet_graph(facenet_graph_path()).state_dict(), weights)
+    monkeypatch.setenv("FACEID_MODEL", "facenet-copy")
+    monkeypatch.setenv("FACEID_FACENET_STATE_DICTS", f"facenet-copy={weights}")
+    assert main(["reindex", "--from", "facenet-casia-20180408"]) == 0
+    capsys.readouterr()
+    target = Gallery.open(model_id="facenet-copy", dim=512, data_dir=store)
+    try:
+        kit = target.get_person("Kit_Harington")
+        assert kit is not None and kit.face_count == 2 and kit.name == "Kit Harington"
+        assert target.person_count() == 2
+    finally:
+        target.close()
