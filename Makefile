@@ -4,11 +4,10 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install prepare test run bench-lfw bench-latency clean
+.PHONY: install prepare test run bench-lfw bench-identify bench-latency clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m venv $(VENV)
-	$(VPY) -m pip install --upgrade pip
 	$(VPY) -m pip install -r requirements.txt
 	$(VPY) -m pip install --no-deps -r requirements-nodeps.txt
 	touch $@
@@ -27,6 +26,9 @@ run: prepare
 
 bench-lfw: prepare
 	$(VPY) -m bench.lfw
+
+bench-identify: prepare
+	$(VPY) -m bench.identify
 
 bench-latency: prepare
 	$(VPY) -m bench.latency

