@@ -2,10 +2,15 @@
 callers pass only ids, counts, scores and decisions in ``extra``."""
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
 import time
+
+# Set by the HTTP layer for the duration of a request, so core modules' log lines (decisions) carry the
+# request id without knowing about HTTP.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -14,6 +19,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
                "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        if request_id.get() is not None:
+            out["request_id"] = request_id.get()
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value

@@ -25,8 +25,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(e.FaceIdError)
     def _faceid(error: e.FaceIdError):
         if error.status >= 500:
-            log.error("request failed", extra={"request_id": g.get("request_id"), "code": error.code,
-                                               "error": error.message})
+            log.error("request failed", extra={"code": error.code, "error": error.message})
         return error_response(error)
 
     @app.errorhandler(HTTPException)
@@ -43,5 +42,5 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         # A bug, not bad input: log the trace server-side, never send it.
-        log.exception("unhandled error", extra={"request_id": g.get("request_id")})
+        log.exception("unhandled error")
         return error_response(e.FaceIdError("internal error"))

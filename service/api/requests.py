@@ -9,6 +9,8 @@ import uuid
 
 from flask import Flask, g, request
 
+from ..logs import request_id
+
 log = logging.getLogger("faceid.http")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -18,12 +20,19 @@ def init_app(app: Flask) -> None:
     def _start() -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        g.log_token = request_id.set(g.request_id)
         g.started = time.perf_counter()
 
     @app.after_request
     def _finish(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        log.info("request", extra={"request_id": g.get("request_id"), "method": request.method,
+        log.info("request", extra={"method": request.method,
                                    "path": request.path, "status": response.status_code,
                                    "ms": round(1000 * (time.perf_counter() - g.get("started", time.perf_counter())), 1)})
         return response
+
+    @app.teardown_request
+    def _forget(_exc) -> None:
+        token = g.pop("log_token", None)
+        if token is not None:
+            request_id.reset(token)

@@ -1,0 +1,66 @@
+"""Chroma server mode: two service instances share one `chroma run` server (scale-out), and a store that goes
+away gives 503 store_unavailable, not a 500."""
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import ADMIN, CLIENT, upload
+from .test_api_detect import assert_error
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def chroma_server(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(tmp_path / "chroma"),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if requests.get(f"{url}/api/v2/heartbeat", timeout=1).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.25)
+    else:
+        proc.kill()
+        pytest.fail("chroma server did not start")
+    yield url, proc
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_two_instances_share_one_chroma_server(chroma_server, make_app):
+    url, _ = chroma_server
+    first, second = make_app(chroma_url=url).test_client(), make_app(chroma_url=url).test_client()
+    r = first.post("/v1/persons", data=upload("people/Rose_Leslie/0001.jpg", name="Rose Leslie", person_id="rose"),
+                   content_type="multipart/form-data", headers=CLIENT)
+    assert r.status_code == 201, r.get_json()
+    found = second.post("/v1/identify", data=upload("people/Rose_Leslie/0002.jpg"),
+                        content_type="multipart/form-data", headers=CLIENT).get_json()
+    assert found["faces"][0]["match"]["person_id"] == "rose"
+    assert second.delete("/v1/persons/rose", headers=ADMIN).status_code == 200
+    assert_error(first.get("/v1/persons/rose", headers=ADMIN), 404, "person_not_found")
+
+
+def test_store_going_away_is_503_store_unavailable(chroma_server, make_app):
+    url, proc = chroma_server
+    client = make_app(chroma_url=url).test_client()
+    assert client.get("/readyz").status_code == 200
+    proc.kill()
+    proc.wait(timeout=10)
+    assert_error(client.post("/v1/identify", data=upload("people/Rose_Leslie/0002.jpg"),
+                             content_type="multipart/form-data", headers=CLIENT), 503, "store_unavailable")
+    assert_error(client.get("/v1/persons", headers=ADMIN), 503, "store_unavailable")
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["store"] is False
