@@ -25,7 +25,8 @@ from service import calibration
 from service.config import load_settings
 from service.embedder import create_embedder, l2_normalize
 
-from .lfw import CACHE, DATA, RESULTS, combine, load_celeba, load_lfw
+from .datasets import DATA, load_celeba, load_lfw
+from .lfw import CACHE, RESULTS, combine
 from .metrics import tar_at_far
 
 RNG_SEED = 7
