@@ -73,3 +73,13 @@ def _rankdata(a: np.ndarray) -> np.ndarray:
         ranks[order[i:j + 1]] = (i + j) / 2 + 1
         i = j + 1
     return ranks
+
+
+def partial_auc(scores: np.ndarray, same: np.ndarray, max_far: float) -> float:
+    """Area under the ROC curve for FAR in [0, max_far], normalised to [0, 1]: a smooth criterion that
+    cares only about the low false-accept region a verification service runs in."""
+    fpr, tpr = roc_curve(scores, same)
+    keep = fpr <= max_far
+    x = np.concatenate([fpr[keep], [max_far]])
+    y = np.concatenate([tpr[keep], [tpr[keep][-1] if keep.any() else 0.0]])
+    return float(np.trapezoid(y, x) / max_far)
