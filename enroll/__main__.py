@@ -72,8 +72,14 @@ def cmd_reindex(recognizer: Recognizer, source_model: str, source_dim: int) -> i
                     crop = source.face_crop(person.id, stored.id)
                     if crop is None:
                         continue
+                    # Re-detect in the stored crop: each model aligns from its own box and landmarks.
                     rgb = np.asarray(Image.open(io.BytesIO(crop)).convert("RGB"))
-                    faces.append(NewFace(embedding=recognizer.embedder.embed([rgb])[0], box=stored.box,
+                    found = recognizer.detector.detect(rgb)
+                    if not found:
+                        print(json.dumps({"person_id": person.id, "face_id": stored.id, "status": "skipped",
+                                          "why": "no face found again in the stored crop"}))
+                        continue
+                    faces.append(NewFace(embedding=recognizer.embedder.get(rgb, found[:1])[0], box=stored.box,
                                          quality=stored.quality, crop_jpeg=crop))
                 if not faces or target.get_person(person.id) is not None:
                     missing += not faces

@@ -19,13 +19,15 @@ from . import calibration
 from .config import Settings
 from .embedder import Embedder, create_embedder
 from .errors import DuplicateFace, LowQuality, MultipleFaces, NoFace, ValidationError
-from .faces import Face, FaceDetector
+from .faces import Face, FaceDetector, crop_face
 from .gallery import Gallery, NewFace, Person, StoredFace
 from .images import decode_image
 from .quality import QualityLimits, failures, measure
 
 log = logging.getLogger("faceid.decisions")
 PERSON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+QUALITY_CROP = 160          # the crop blur is measured on (pixels)
+STORED_CROP, STORED_CROP_MARGIN = 192, 64  # stored face crop: the face is the middle 128 px
 
 
 @dataclass
@@ -136,15 +138,18 @@ class Recognizer:
             raise MultipleFaces(f"{len(usable)} faces found; an enrollment image must show exactly one person",
                                 details={"image_index": index, "faces": len(usable)})
         face = usable[0] if usable else faces[0]
-        crop = self.embedder.align(rgb, face)
-        quality = measure(face, crop)
+        # Quality is measured on one model-independent crop, so the limits mean the same for every model id.
+        quality = measure(face, crop_face(rgb, face.box, QUALITY_CROP, self.settings.face_margin))
         failed = failures(quality, self.limits)
         if failed:
             raise LowQuality(f"the face fails the quality check(s): {', '.join(f['check'] for f in failed)}",
                              details={"image_index": index, "failed": failed})
-        embedding = self.embedder.embed([crop])[0]
+        embedding = self.embedder.get(rgb, [face])[0]
+        # The stored crop keeps context around the face, so it can be detected and re-aligned for any model
+        # later (enroll reindex), not only for the one that made it.
+        thumbnail = crop_face(rgb, face.box, STORED_CROP, STORED_CROP_MARGIN) if self.settings.store_face_crops else None
         return NewFace(embedding=embedding, box=face.to_dict()["box"], quality=quality,
-                       crop_jpeg=_jpeg(crop) if self.settings.store_face_crops else None)
+                       crop_jpeg=None if thumbnail is None else _jpeg(thumbnail))
 
     # --- use-cases ------------------------------------------------------------------------------------
 

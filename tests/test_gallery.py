@@ -1,4 +1,5 @@
 """The store on its own: a real embedded Chroma in a temp dir, real embeddings of real photos."""
+import re
 import subprocess
 import sys
 
@@ -20,9 +21,14 @@ def face(v):
     return NewFace(embedding=v, box={"x": 0, "y": 0, "width": 1, "height": 1}, quality={"size": 100.0})
 
 
+@pytest.fixture(scope="module")
+def model(recognizer):
+    return {"model_id": recognizer.embedder.model_id, "dim": recognizer.embedder.dim}
+
+
 @pytest.fixture()
-def gallery(tmp_path):
-    g = Gallery.open(model_id="facenet-casia-20180408", dim=512, data_dir=tmp_path)
+def gallery(tmp_path, model):
+    g = Gallery.open(**model, data_dir=tmp_path)
     yield g
     g.close()
 
@@ -79,12 +85,12 @@ def test_duplicate_person_id(gallery, vectors):
         gallery.create_person(person_id="kit", name="Kit", metadata={}, faces=[face(vectors["kit"])])
 
 
-def test_persists_across_reopen(tmp_path, vectors):
-    g = Gallery.open(model_id="facenet-casia-20180408", dim=512, data_dir=tmp_path)
+def test_persists_across_reopen(tmp_path, vectors, model):
+    g = Gallery.open(**model, data_dir=tmp_path)
     g.create_person(person_id="kit", name="Kit", metadata={"a": 1}, faces=[face(vectors["kit"])])
     g.close()
     del g
-    g = Gallery.open(model_id="facenet-casia-20180408", dim=512, data_dir=tmp_path)
+    g = Gallery.open(**model, data_dir=tmp_path)
     person = g.get_person("kit")
     assert person.metadata == {"a": 1} and person.face_count == 1
     stored = g.faces_of("kit", embeddings=True)
@@ -92,22 +98,23 @@ def test_persists_across_reopen(tmp_path, vectors):
     g.close()
 
 
-def test_second_process_on_the_same_data_dir_gets_a_clear_error(gallery, tmp_path):
+def test_second_process_on_the_same_data_dir_gets_a_clear_error(gallery, tmp_path, model):
     code = ("from service.gallery import Gallery\n"
-            f"Gallery.open(model_id='facenet-casia-20180408', dim=512, data_dir=__import__('pathlib').Path({str(tmp_path)!r}))")
+            f"Gallery.open(model_id={model['model_id']!r}, dim={model['dim']}, "
+            f"data_dir=__import__('pathlib').Path({str(tmp_path)!r}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "in use by pid" in result.stderr and "one process" in result.stderr
 
 
-def test_store_of_another_model_is_refused(tmp_path, vectors):
-    g = Gallery.open(model_id="facenet-casia-20180408", dim=512, data_dir=tmp_path)
+def test_store_of_another_model_is_refused(tmp_path, vectors, model):
+    g = Gallery.open(**model, data_dir=tmp_path)
     g.create_person(person_id="kit", name="Kit", metadata={}, faces=[face(vectors["kit"])])
     g.close()
     del g
-    other = Gallery.open(model_id="sface", dim=128, data_dir=tmp_path)
+    other = Gallery.open(model_id="another-model", dim=128, data_dir=tmp_path)
     try:
-        with pytest.raises(ConfigError, match="facenet-casia-20180408"):
+        with pytest.raises(ConfigError, match=re.escape(model["model_id"])):
             other.check_other_models()
     finally:
         other.close()

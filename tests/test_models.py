@@ -21,11 +21,17 @@ LFW_FACES = ["lfw/Aaron_Eckhart/0001.jpg", "lfw/Colin_Powell/0040.jpg", "lfw/Col
 
 
 @pytest.fixture(scope="module")
-def aligned_faces(recognizer):
+def facenet(settings):
+    """The FaceNet model id on its own (the service default may be a fusion that contains it)."""
+    return create_embedder(settings, FACENET_CASIA).prepare()
+
+
+@pytest.fixture(scope="module")
+def aligned_faces(recognizer, facenet):
     crops = []
     for rel in LFW_FACES:
         rgb = recognizer.decode(fixture_bytes(rel))
-        crops.append(recognizer.embedder.align(rgb, recognizer.detector.detect(rgb)[0]))
+        crops.append(facenet.align(rgb, recognizer.detector.detect(rgb)[0]))
     return crops
 
 
@@ -36,11 +42,11 @@ def casia_state_dict(tmp_path_factory):
     return path
 
 
-def test_onnx_matches_the_tensorflow_graph_run_by_opencv(recognizer, aligned_faces):
+def test_onnx_matches_the_tensorflow_graph_run_by_opencv(settings, aligned_faces):
     """The converted model must compute what the published frozen graph computes, face by face."""
     net = cv2.dnn.readNetFromTensorflow(str(facenet_graph_path()))
     no_tta = FaceNetEmbedder(FaceNetSource(FACENET_CASIA, facenet_graph_path(), "tf_graph"),
-                             recognizer.settings.models_dir, flip=False).prepare()
+                             settings.models_dir, flip=False).prepare()
     ours = no_tta.embed(aligned_faces)
     for crop, mine in zip(aligned_faces, ours):
         net.setInput(cv2.dnn.blobFromImage((crop.astype(np.float32) - 127.5) / 128.0))
@@ -49,41 +55,41 @@ def test_onnx_matches_the_tensorflow_graph_run_by_opencv(recognizer, aligned_fac
         assert cosine >= 0.9999
 
 
-def test_prepared_model_is_reused_not_rebuilt(recognizer):
-    prepared = recognizer.embedder.prepared
+def test_prepared_model_is_reused_not_rebuilt(facenet, settings):
+    prepared = facenet.prepared
     before = os.stat(prepared.path).st_mtime_ns
     started = time.monotonic()
-    again = prepare_facenet(recognizer.embedder.source, recognizer.settings.models_dir)
+    again = prepare_facenet(facenet.source, settings.models_dir)
     assert again.sha256 == prepared.sha256
     assert os.stat(prepared.path).st_mtime_ns == before
     assert time.monotonic() - started < 5
 
 
-def test_tampered_model_file_is_refused(recognizer, tmp_path):
+def test_tampered_model_file_is_refused(facenet, settings, tmp_path):
     models = tmp_path / "models"
-    shutil.copytree(recognizer.settings.models_dir, models)
+    shutil.copytree(settings.models_dir, models)
     onnx = models / f"{FACENET_CASIA}.onnx"
     data = bytearray(onnx.read_bytes())
     data[len(data) // 2] ^= 0xFF
     onnx.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="checksum"):
-        prepare_facenet(recognizer.embedder.source, models)
+        prepare_facenet(facenet.source, models)
 
 
-def test_manifest_records_both_checksums(recognizer):
-    manifest = json.loads((recognizer.settings.models_dir / f"{FACENET_CASIA}.json").read_text())
-    assert manifest["onnx_sha256"] == recognizer.embedder.prepared.sha256
-    assert manifest["source_sha256"] == recognizer.embedder.prepared.source_sha256
+def test_manifest_records_both_checksums(facenet, settings):
+    manifest = json.loads((settings.models_dir / f"{FACENET_CASIA}.json").read_text())
+    assert manifest["onnx_sha256"] == facenet.prepared.sha256
+    assert manifest["source_sha256"] == facenet.prepared.source_sha256
     assert manifest["dim"] == 512
 
 
-def test_state_dict_model_id_exports_and_embeds_like_the_graph(recognizer, aligned_faces, casia_state_dict,
+def test_state_dict_model_id_exports_and_embeds_like_the_graph(facenet, aligned_faces, casia_state_dict,
                                                               tmp_path):
     settings = load_settings(env={}, data_dir=str(tmp_path),
                              facenet_state_dicts={"facenet-mine": str(casia_state_dict)})
     mine = create_embedder(settings, "facenet-mine").prepare()
     assert mine.model_id == "facenet-mine" and mine.dim == 512
-    a, b = mine.embed(aligned_faces), recognizer.embedder.embed(aligned_faces)
+    a, b = mine.embed(aligned_faces), facenet.embed(aligned_faces)
     assert np.all(np.einsum("ij,ij->i", a, b) > 0.9999)
 
 
