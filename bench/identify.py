@@ -23,17 +23,21 @@ import numpy as np
 
 from service import calibration
 from service.config import load_settings
-from service.embedder import create_embedder, l2_normalize
+from service.embedder import l2_normalize, parse_fusion
 
 from .datasets import DATA, load_celeba, load_lfw
-from .lfw import CACHE, RESULTS, combine
+from .lfw import CACHE, RESULTS, combine, fuse
 from .metrics import tar_at_far
 
 RNG_SEED = 7
 
 
 def embeddings(ps, model_id: str, flip: bool) -> np.ndarray:
-    files = sorted(CACHE.glob(f"embeddings-{ps.name}-{model_id}-*-m*.npz"), key=lambda p: p.stat().st_mtime)
+    """The set's embeddings for ``model_id`` as served; a fusion is built from its parts' embeddings."""
+    parts = parse_fusion(model_id)
+    if parts is not None:
+        return fuse([embeddings(ps, name, flip) for name, _ in parts], [w for _, w in parts])
+    files = sorted(CACHE.glob(f"embeddings-{ps.name}-{model_id}-*.npz"), key=lambda p: p.stat().st_mtime)
     if not files:
         raise SystemExit(f"no cached embeddings for {ps.name}/{model_id}: run `python -m bench.lfw` first")
     data = np.load(files[-1])

@@ -3,6 +3,7 @@ factory on a temporary data directory with a real embedded Chroma, and the app's
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,12 @@ def fixture_path(rel: str) -> Path:
 
 def fixture_bytes(rel: str) -> bytes:
     return (FIXTURES / rel).read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def upload(*rels: str, **fields) -> dict:

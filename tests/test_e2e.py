@@ -5,7 +5,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import fixture_bytes
+from .conftest import fixture_bytes, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = {"X-API-Key": "e2e-admin-key-0123456789"}
 CLIENT = {"X-API-Key": "e2e-client-key-0123456789"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Chroma server mode: two service instances share one `chroma run` server (scale-out), and a store that goes
 away gives 503 store_unavailable, not a 500."""
-import socket
 import subprocess
 import sys
 import time
@@ -9,14 +8,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import ADMIN, CLIENT, upload
+from .conftest import ADMIN, CLIENT, free_port, upload
 from .test_api_detect import assert_error
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
