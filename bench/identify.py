@@ -71,7 +71,8 @@ def templates(images: list[str], emb: np.ndarray) -> dict:
             r[f"tar_at_far_{far:.0e}".replace("e-0", "e-")] = round(tar, 4)
         r["rank1"] = round(float((scores.argmax(1) == np.arange(len(names))).mean()), 4)
         out[label] = r
-    out["winner"] = max(("best_face", "mean_template"), key=lambda k: (out[k]["tar_at_far_1e-3"], out[k]["rank1"]))
+    out["winner"] = max(("mean_template", "best_face"),
+                        key=lambda k: (out[k]["tar_at_far_1e-3"], out[k]["rank1"], out[k]["tar_at_far_1e-2"]))
     return out
 
 

@@ -198,10 +198,20 @@ def main(argv: list[str] | None = None) -> None:
                              "of the models run); weights are chosen by nested cross-validation on LFW")
     parser.add_argument("--experiments", action="store_true",
                         help="also run the preprocessing experiments (gap to Sandberg's 99.05%%)")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="re-measure only the speed fields of the models already in lfw.json (on a quiet machine)")
     args = parser.parse_args(argv)
     settings = load_settings()
     detector = FaceDetector(max_side=settings.detect_max_side, min_face_size=settings.detect_min_face,
                             thresholds=settings.detect_thresholds, threads=settings.detect_threads).prepare()
+    if args.speed_only:
+        results = json.loads((RESULTS / "lfw.json").read_text())
+        for model_id, entry in results["models"].items():
+            entry.update(speed(create_embedder(settings, model_id).prepare(), detector))
+            print(model_id, entry["embed_ms_per_face"], entry["detect_ms_1920x1440"], flush=True)
+        (RESULTS / "lfw.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(markdown_table(results))
+        return
     sets = [(load_lfw(args.data / "lfw"), args.data / "lfw", True),
             (load_celeba(args.data / "celeba_dev"), args.data / "celeba_dev", False)]
     detections = {}
