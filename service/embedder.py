@@ -114,6 +114,9 @@ class FaceNetEmbedder(_SingleModel):
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # No busy-waiting after each run: ORT's spinning threads would steal the cores from whatever runs next
+        # (measured: the FaceNet + SFace fusion took 46 ms per face with spinning, 31 ms without).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Load from the bytes we checksum, so the file cannot change between check and load.
         data = self.prepared.path.read_bytes()
         verify_prepared(self.prepared)
