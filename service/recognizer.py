@@ -18,7 +18,7 @@ import numpy as np
 from . import calibration
 from .config import Settings
 from .embedder import Embedder, create_embedder
-from .errors import DuplicateFace, LowQuality, MultipleFaces, NoFace, ValidationError
+from .errors import DuplicateFace, LowQuality, MultipleFaces, NoFace, PersonExists, ValidationError
 from .faces import Face, FaceDetector, crop_face
 from .gallery import Gallery, NewFace, Person, StoredFace
 from .images import decode_image
@@ -181,8 +181,7 @@ class Recognizer:
             raise ValidationError("person_id: 1-128 characters, letters, digits and . _ : @ -",
                                   field="person_id")
         gallery = self._gallery()
-        if gallery.get_person(person_id) is not None:
-            from .errors import PersonExists
+        if gallery.get_person(person_id) is not None:  # before any image work; the gallery re-checks atomically
             raise PersonExists(f"a person with id {person_id!r} already exists", details={"person_id": person_id})
         faces = [self._enrollment_face(data, i) for i, data in enumerate(images)]
         self._check_duplicates(faces, None)
