@@ -2,7 +2,6 @@
 import base64
 import json
 
-import pytest
 
 from .conftest import ADMIN, CLIENT, fixture_bytes, upload
 from .test_api_detect import assert_error

@@ -5,7 +5,6 @@ import shutil
 import numpy as np
 import pytest
 
-from service.config import replace
 from service.embedder import DlibEmbedder, SFaceEmbedder, create_embedder, parse_fusion
 from service.errors import ConfigError, ModelError
 from service.models import DLIB_RESNET, SFACE_INT8, packaged_file
