@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from .errors import ConfigError, FaceIdError, PersonExists, PersonNotFound, StoreUnavailable
+from .errors import ConfigError, FaceIdError, PersonExists, PersonNotFound, StoreUnavailable, ValidationError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -288,7 +288,7 @@ class Gallery:
             vector = np.asarray(got["embeddings"][0], np.float32)
             if refresh_template:
                 faces = self.faces_of(person_id, embeddings=True)
-                if faces:  # a person with no faces keeps the last template; search skips them anyway
+                if faces:  # never empty: delete_face keeps the last face
                     vector = template([f.embedding for f in faces])
             person.name = person.name if name is None else name
             person.metadata = person.metadata if metadata is None else metadata
@@ -318,10 +318,15 @@ class Gallery:
 
     @_store_call
     def delete_face(self, person_id: str, face_id: str) -> bool:
+        """Remove one face and refresh the template. A person's last face cannot go: a person without faces
+        has no template to match, so delete the person instead."""
         with self._write_lock:
             got = self.faces.get(ids=[face_id], include=["metadatas"])
             if not got["ids"] or got["metadatas"][0].get("person_id") != person_id:
                 return False
+            if len(self.faces.get(where={"person_id": person_id}, include=[])["ids"]) <= 1:
+                raise ValidationError("this is the person's last face; delete the person instead",
+                                      field="face_id", details={"person_id": person_id, "face_id": face_id})
             self.faces.delete(ids=[face_id])
             self.touch(person_id)
             return True

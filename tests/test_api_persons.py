@@ -127,6 +127,10 @@ def test_add_and_delete_faces(client, empty_gallery):
     r = client.delete(f"/v1/persons/obama/faces/{face_id}", headers=ADMIN)
     assert r.status_code == 200 and r.get_json()["person"]["face_count"] == 1
     assert_error(client.delete(f"/v1/persons/obama/faces/{face_id}", headers=ADMIN), 404, "face_not_found")
+    (last,) = client.get("/v1/persons/obama", headers=ADMIN).get_json()["faces"]
+    err = assert_error(client.delete(f"/v1/persons/obama/faces/{last['id']}", headers=ADMIN), 400,
+                       "validation_error")  # a person keeps at least one face: delete the person instead
+    assert err["details"]["field"] == "face_id"
     assert_error(client.get(f"/v1/persons/obama/faces/{face_id}/crop", headers=ADMIN), 404, "face_not_found")
 
 

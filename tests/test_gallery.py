@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from service.errors import ConfigError, PersonExists
+from service.errors import ConfigError, PersonExists, ValidationError
 from service.gallery import Gallery, NewFace
 
 
@@ -55,6 +55,9 @@ def test_template_is_the_mean_of_the_faces_and_follows_them(gallery, vectors):
     assert gallery.delete_face("obama", added.id)
     assert np.allclose(gallery.template_of("obama"), vectors["obama1"], atol=1e-5)
     assert not gallery.delete_face("obama", added.id)
+    (last,) = gallery.faces_of("obama")
+    with pytest.raises(ValidationError):  # no person without a template
+        gallery.delete_face("obama", last.id)
 
 
 def test_a_person_without_a_record_is_invisible(gallery, vectors):

@@ -88,7 +88,7 @@ def update_person(person_id: str):
     if name is None and metadata is None:
         raise ValidationError("send 'name' and/or 'metadata'", field="name")
     person = recognizer.gallery.update_person(person_id, name=name, metadata=metadata)
-    return jsonify({"person": recognizer.gallery.require_person(person.id).to_dict()})
+    return jsonify({"person": person.to_dict()})
 
 
 @bp.delete("/<person_id>")
