@@ -317,19 +317,19 @@ class Gallery:
             return self.touch(person_id), stored
 
     @_store_call
-    def delete_face(self, person_id: str, face_id: str) -> bool:
-        """Remove one face and refresh the template. A person's last face cannot go: a person without faces
-        has no template to match, so delete the person instead."""
+    def delete_face(self, person_id: str, face_id: str) -> Person | None:
+        """Remove one face and refresh the template; the updated person, or None if they have no such face.
+        A person's last face cannot go: a person without faces has no template to match, so delete the person
+        instead."""
         with self._write_lock:
             got = self.faces.get(ids=[face_id], include=["metadatas"])
             if not got["ids"] or got["metadatas"][0].get("person_id") != person_id:
-                return False
+                return None
             if len(self.faces.get(where={"person_id": person_id}, include=[])["ids"]) <= 1:
                 raise ValidationError("this is the person's last face; delete the person instead",
                                       field="face_id", details={"person_id": person_id, "face_id": face_id})
             self.faces.delete(ids=[face_id])
-            self.touch(person_id)
-            return True
+            return self.touch(person_id)
 
     def touch(self, person_id: str) -> Person:
         """After faces were added or removed: new template, new ``updated_at``."""

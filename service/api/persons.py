@@ -103,11 +103,11 @@ def delete_person(person_id: str):
 def delete_face(person_id: str, face_id: str):
     gallery = _recognizer().gallery
     gallery.require_person(person_id)
-    if not gallery.delete_face(person_id, face_id):
+    person = gallery.delete_face(person_id, face_id)
+    if person is None:
         raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
                            details={"person_id": person_id, "face_id": face_id})
-    return jsonify({"deleted": {"person_id": person_id, "face_id": face_id},
-                    "person": gallery.require_person(person_id).to_dict()})
+    return jsonify({"deleted": {"person_id": person_id, "face_id": face_id}, "person": person.to_dict()})
 
 
 @bp.get("/<person_id>/faces/<face_id>/crop")
