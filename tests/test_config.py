@@ -18,7 +18,7 @@ def test_environment_overrides_file(tmp_path):
 
 def test_shipped_config_file_parses():
     s = load_settings(env={})
-    assert s.model == "facenet-casia-20180408:0.20+sface:0.80"
+    assert s.model == "dlib:0.65+sface:0.35"
 
 
 @pytest.mark.parametrize("text,env", [('no_such_key = 1\n', {}),

@@ -12,7 +12,7 @@ from service.config import load_settings
 from service.embedder import FaceNetEmbedder, create_embedder
 from service.errors import ConfigError, ModelError
 from service.models import (FACENET_CASIA, FaceNetSource, facenet_graph_path, load_facenet_graph,
-                            prepare_facenet)
+                            prepare_onnx)
 
 from .conftest import fixture_bytes
 
@@ -59,7 +59,7 @@ def test_prepared_model_is_reused_not_rebuilt(facenet, settings):
     prepared = facenet.prepared
     before = os.stat(prepared.path).st_mtime_ns
     started = time.monotonic()
-    again = prepare_facenet(facenet.source, settings.models_dir)
+    again = prepare_onnx(facenet.source, settings.models_dir)
     assert again.sha256 == prepared.sha256
     assert os.stat(prepared.path).st_mtime_ns == before
     assert time.monotonic() - started < 5
@@ -73,7 +73,7 @@ def test_tampered_model_file_is_refused(facenet, settings, tmp_path):
     data[len(data) // 2] ^= 0xFF
     onnx.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="checksum"):
-        prepare_facenet(facenet.source, models)
+        prepare_onnx(facenet.source, models)
 
 
 def test_manifest_records_both_checksums(facenet, settings):
@@ -97,11 +97,11 @@ def test_changed_source_triggers_a_rebuild(casia_state_dict, tmp_path):
     source_path = tmp_path / "weights.pt"
     shutil.copy(casia_state_dict, source_path)
     source = FaceNetSource("facenet-mine", source_path, "state_dict")
-    first = prepare_facenet(source, tmp_path / "models")
+    first = prepare_onnx(source, tmp_path / "models")
     state = torch.load(source_path, weights_only=True)
     state["last_bn.bias"] += 0.5
     torch.save(state, source_path)
-    second = prepare_facenet(source, tmp_path / "models")
+    second = prepare_onnx(source, tmp_path / "models")
     assert second.source_sha256 != first.source_sha256
     assert second.sha256 != first.sha256
 

@@ -61,9 +61,23 @@ def test_fusion_cosine_is_the_weighted_mean_of_the_parts(settings, faces):
         assert abs(float(fa @ other) - expected) < 1e-5
 
 
+def test_dlib_onnx_port_gives_dlibs_own_vectors(embedders, faces):
+    """The ONNX network converted from dlib's .dat must compute what dlib itself computes on the same chip."""
+    import dlib
+
+    ours = embedders["dlib"]
+    reference = dlib.face_recognition_model_v1(str(packaged_file(DLIB_RESNET)))
+    for _, rgb, face in faces:
+        chip = ours.align(rgb, face)
+        expected = np.asarray(reference.compute_face_descriptor(np.ascontiguousarray(chip)), np.float32)
+        got = ours._forward([chip])[0]
+        assert np.abs(got - expected).max() < 1e-4
+        assert float(got @ expected) / (np.linalg.norm(got) * np.linalg.norm(expected)) > 0.99999
+
+
 def test_tampered_model_files_are_refused(tmp_path):
     for spec, make in ((SFACE_INT8, lambda p: SFaceEmbedder(path=p)),
-                       (DLIB_RESNET, lambda p: DlibEmbedder(resnet_path=p))):
+                       (DLIB_RESNET, lambda p: DlibEmbedder(tmp_path / "models", resnet_path=p))):
         copy = tmp_path / spec.relpath.split("/")[-1]
         shutil.copy(packaged_file(spec), copy)
         make(copy).prepare()  # an intact copy loads
