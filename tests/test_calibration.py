@@ -1,0 +1,46 @@
+"""Thresholds come from the benchmark's results: verify takes the stricter data set, identify tightens with
+gallery size and never drops below verify."""
+import json
+
+import pytest
+
+from service import calibration
+from service.errors import ConfigError
+
+
+@pytest.fixture()
+def results(tmp_path):
+    path = tmp_path / "lfw.json"
+    path.write_text(json.dumps({"models": {
+        "m": {"threshold_at_far_1e-3": 0.70, "celeba_dev_threshold_at_far_1e-3": 0.73,
+              "identify_impostor_curve": [[1e-6, 0.80], [1e-4, 0.75], [1e-2, 0.60]]},
+        "lfw-only": {"threshold_at_far_1e-3": 0.70}}}))
+    return path
+
+
+def test_verify_threshold_is_the_stricter_data_sets(results):
+    assert calibration.verify_threshold("m", results) == pytest.approx(0.73)
+    assert calibration.verify_threshold("lfw-only", results) == pytest.approx(0.70)
+
+
+def test_uncalibrated_model_is_a_config_error(results):
+    with pytest.raises(ConfigError, match="no calibrated threshold"):
+        calibration.verify_threshold("unknown", results)
+    with pytest.raises(ConfigError, match="no impostor curve"):
+        calibration.threshold_for_far("lfw-only", 1e-3, results)
+
+
+def test_identify_threshold_grows_with_gallery_and_never_drops_below_verify(results):
+    small, far_small = calibration.identify_threshold("m", 1, 0.01, 0.5, results)
+    large, far_large = calibration.identify_threshold("m", 10_000, 0.01, 0.5, results)
+    assert far_small == pytest.approx(0.01)
+    assert far_large == pytest.approx(1 - 0.99 ** (1 / 10_000))
+    assert small == pytest.approx(0.60)  # read off the curve at FAR 1e-2
+    assert 0.75 < large < 0.80  # FAR ~1e-6 .. 1e-4, interpolated in log FAR
+    assert calibration.identify_threshold("m", 1, 0.01, 0.65, results)[0] == pytest.approx(0.65)
+
+
+def test_shipped_results_calibrate_the_default_model(settings):
+    threshold = calibration.verify_threshold(settings.model)
+    entry = json.loads(calibration.BENCH_RESULTS.read_text())["models"][settings.model]
+    assert threshold == max(entry["threshold_at_far_1e-3"], entry["celeba_dev_threshold_at_far_1e-3"])
