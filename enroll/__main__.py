@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from service.config import load_settings
+from service.embedder import create_embedder
 from service.errors import FaceIdError
 from service.gallery import Gallery, NewFace
 from service.recognizer import Recognizer
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p_import.add_argument("folder", type=Path)
     p_reindex = sub.add_parser("reindex", help="re-embed stored crops of another model id")
     p_reindex.add_argument("--from", dest="source", required=True, help="the model id the store was built with")
-    p_reindex.add_argument("--dim", type=int, default=512, help="that model's embedding size")
+    p_reindex.add_argument("--dim", type=int, default=None,
+                           help="that model's embedding size (default: known from the model id)")
     args = parser.parse_args(argv)
     try:
         # reindex opens the store itself: the configured model's gallery alone would refuse a store that
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.folder.is_dir():
                     parser.error(f"{args.folder} is not a folder")
                 return cmd_import(recognizer, args.folder)
-            return cmd_reindex(recognizer, args.source, args.dim)
+            dim = args.dim or create_embedder(recognizer.settings, args.source).dim
+            return cmd_reindex(recognizer, args.source, dim)
         finally:
             recognizer.close()
     except FaceIdError as exc:

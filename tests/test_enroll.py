@@ -46,7 +46,9 @@ def test_import_then_reindex(store, recognizer, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACEID_MODEL", "facenet-copy")
     monkeypatch.setenv("FACEID_FACENET_STATE_DICTS", f"facenet-copy={weights}")
     source = recognizer.embedder
-    assert main(["reindex", "--from", source.model_id, "--dim", str(source.dim)]) == 0
+    assert main(["reindex", "--from", "no-such-model"]) == 2  # an unknown source model is named, not guessed
+    assert "unknown model id" in capsys.readouterr().err
+    assert main(["reindex", "--from", source.model_id]) == 0  # its dimension follows from the id
     out = capsys.readouterr().out
     assert "skipped" not in out  # every stored crop was found and re-aligned
     target = Gallery.open(model_id="facenet-copy", dim=512, data_dir=store)
