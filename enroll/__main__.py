@@ -51,7 +51,8 @@ def cmd_import(recognizer: Recognizer, folder: Path) -> int:
 
 def cmd_reindex(recognizer: Recognizer, source_model: str, source_dim: int) -> int:
     """Embed every stored crop of ``source_model`` with the configured model: a model change without
-    asking anyone for a new selfie. Persons without stored crops cannot be carried over and are listed."""
+    asking anyone for a new selfie. Persons without stored crops cannot be carried over and are listed; the
+    old model's store is erased only when everyone moved."""
     from PIL import Image
 
     settings = recognizer.settings
@@ -89,9 +90,18 @@ def cmd_reindex(recognizer: Recognizer, source_model: str, source_dim: int) -> i
                     continue
                 target.create_person(person_id=person.id, name=person.name, metadata=person.metadata, faces=faces)
                 moved += 1
+        # Everyone moved: the old vectors are biometric data nobody uses any more, and while they exist the
+        # service refuses to start (a store holding another model's people). Otherwise keep them.
+        dropped = missing == 0
+        if dropped:
+            source.drop()
     finally:
         source.close()
-    print(json.dumps({"reindexed": moved, "without_crops": missing}), file=sys.stderr)
+    print(json.dumps({"reindexed": moved, "without_crops": missing, "source_dropped": dropped}), file=sys.stderr)
+    if not dropped:
+        print(f"kept the {source_model} store: {missing} person(s) have no stored crop to re-embed; delete them "
+              f"or have them enroll again, then run reindex again", file=sys.stderr)
+        return 1
     return 0
 
 

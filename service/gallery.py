@@ -307,6 +307,14 @@ class Gallery:
             self._sweep_faces(person_id)
         return person
 
+    @_store_call
+    def drop(self) -> None:
+        """Erase this model id's whole store (persons first, so no search sees half of it): what is left of
+        a model after its people moved to another (``enroll reindex``)."""
+        with self._write_lock:
+            self.client.delete_collection(self.persons.name)
+            self.client.delete_collection(self.faces.name)
+
     # --- faces ----------------------------------------------------------------------------------------
 
     @_store_call

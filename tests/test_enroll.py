@@ -56,5 +56,26 @@ def test_import_then_reindex(store, recognizer, tmp_path, monkeypatch, capsys):
         kit = target.get_person("Kit_Harington")
         assert kit is not None and kit.face_count == 2 and kit.name == "Kit Harington"
         assert target.person_count() == 2
+        # Everyone moved, so the old model's vectors are gone and the service may start on this store.
+        names = {getattr(c, "name", c) for c in target.client.list_collections()}
+        assert names == {"persons-facenet-copy", "faces-facenet-copy"}
+        target.check_other_models()
     finally:
         target.close()
+
+
+def test_reindex_keeps_the_old_store_when_someone_cannot_move(store, recognizer, tmp_path, monkeypatch, capsys):
+    photos = tmp_path / "photos" / "Joe_Biden"
+    photos.mkdir(parents=True)
+    shutil.copy(FIXTURES / "people" / "Joe_Biden" / "0001.jpg", photos / "0001.jpg")
+    monkeypatch.setenv("FACEID_STORE_FACE_CROPS", "false")  # nothing to re-embed later
+    assert main(["import", str(photos.parent)]) == 0
+    monkeypatch.setenv("FACEID_MODEL", "sface")
+    assert main(["reindex", "--from", recognizer.embedder.model_id]) == 1
+    err = capsys.readouterr().err
+    assert '"without_crops": 1' in err and '"source_dropped": false' in err
+    old = Gallery.open(model_id=recognizer.embedder.model_id, dim=recognizer.embedder.dim, data_dir=store)
+    try:
+        assert old.get_person("Joe_Biden") is not None  # still there, not lost
+    finally:
+        old.close()
