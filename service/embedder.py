@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from .config import Settings
+from .dlib_resnet import DLIB_DIM, DLIB_INPUT
 from .errors import ConfigError
 from .faces import Face, crop_face
 from .models import (DLIB_RESNET, DLIB_SHAPE_5, FACENET_CASIA, FACENET_DIM, FACENET_INPUT, SFACE_INT8,
@@ -199,11 +200,11 @@ class SFaceEmbedder(_SingleModel):
 class DlibEmbedder(_SingleModel):
     """dlib's ResNet: dlib's 5-point shape predictor run inside the detector's box, then dlib's own 150 px
     face chip (padding 0.25), as the model was trained. The network runs as ONNX (same vectors as dlib's
-    own inference to ~1e-7, about 20x faster); dlib does only the landmarks and the chip, per thread."""
+    own inference to ~3e-7, about 20x faster); dlib does only the landmarks and the chip, per thread."""
 
     def __init__(self, models_dir: Path, *, threads: int = 0, flip: bool = True, shape_path: Path | None = None,
                  resnet_path: Path | None = None) -> None:
-        self.model_id, self.dim, self.flip = "dlib", 128, flip
+        self.model_id, self.dim, self.flip = "dlib", DLIB_DIM, flip
         self.models_dir, self.threads = models_dir, threads
         self._overrides = (shape_path, resnet_path)
         self.shape_path: Path | None = None
@@ -235,7 +236,7 @@ class DlibEmbedder(_SingleModel):
             self.prepare()
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         shape = self._shape_predictor()(rgb, dlib.rectangle(x1, y1, x2, y2))
-        return np.asarray(dlib.get_face_chip(rgb, shape, size=150, padding=0.25))
+        return np.asarray(dlib.get_face_chip(rgb, shape, size=DLIB_INPUT, padding=0.25))
 
     def _forward(self, crops: list[np.ndarray]) -> np.ndarray:
         batch = np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2)  # RGB 0..255, normalised in-graph

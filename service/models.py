@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .dlib_resnet import DLIB_DIM, DLIB_INPUT, build_dlib_resnet
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -188,11 +189,10 @@ class DlibResNetSource:
     """dlib's face descriptor network from its packaged ``.dat`` (checksum-pinned before we get here)."""
     model_id: str
     path: Path
-    input_size: int = 150
-    dim: int = 128
+    input_size: int = DLIB_INPUT
+    dim: int = DLIB_DIM
 
     def build(self):
-        from .dlib_resnet import build_dlib_resnet
         return build_dlib_resnet(self.path)
 
 
