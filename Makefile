@@ -4,7 +4,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install prepare test run bench-lfw bench-identify bench-latency clean
+.PHONY: install prepare lint test run bench-lfw bench-identify bench-latency clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m venv $(VENV)
@@ -18,7 +18,11 @@ install: $(STAMP)
 prepare: install
 	$(VPY) -m service.prepare
 
-test: prepare
+lint: install
+	$(VENV)/bin/ruff check service enroll bench tests
+	$(VENV)/bin/mypy
+
+test: prepare lint
 	$(VPY) -m pytest -q
 
 run: prepare

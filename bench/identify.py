@@ -7,7 +7,7 @@
    (``best_face``) or by the renormalised mean of their faces (``mean_template``). TAR at FAR 1e-3 / 1e-2
    over genuine probes vs every other person's template.
 2. **Open-set false accepts**: identify's threshold comes from ``identify_target_far`` and the gallery size
-   (``service/calibration.py``). We enroll N people, send strangers (people not enrolled), and count how often
+   (``service/core/calibration.py``). We enroll N people, send strangers (people not enrolled), and count how often
    a stranger is matched to anyone, for galleries of several sizes, on LFW (out of sample: the threshold curve
    is measured on celeba_dev) and on celeba_dev. Also reported: how often enrolled people's other photos are
    identified correctly (rank-1 above threshold), and what verify's fixed threshold would have done.
@@ -21,12 +21,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from service import calibration
 from service.config import load_settings
-from service.embedder import l2_normalize, parse_fusion
+from service.core.calibration import Calibration
+from service.core.vectors import fuse, l2_normalize, parse_fusion
 
 from .datasets import DATA, load_celeba, load_lfw
-from .lfw import CACHE, RESULTS, combine, fuse
+from .lfw import CACHE, RESULTS, combine
 from .metrics import tar_at_far
 
 RNG_SEED = 7
@@ -82,6 +82,7 @@ def open_set(images: list[str], emb: np.ndarray, model_id: str, sizes: list[int]
     rng = np.random.default_rng(RNG_SEED)
     names = sorted(people)
     rows = []
+    calibration = Calibration(load_settings().calibration_file)
     for size in sizes:
         if size >= len(names):
             continue
@@ -126,7 +127,7 @@ def open_set(images: list[str], emb: np.ndarray, model_id: str, sizes: list[int]
 def main() -> None:
     settings = load_settings()
     model_id = settings.model
-    verify = calibration.verify_threshold(model_id)
+    verify = Calibration(settings.calibration_file).verify_threshold(model_id)
     lfw = load_lfw(DATA / "lfw")
     celeba = load_celeba(DATA / "celeba_dev")
     e_lfw = embeddings(lfw, model_id, settings.flip_tta)

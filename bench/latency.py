@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             enrolled, probes = {}, []
             for name, photos in people.items():
-                for i, photo in enumerate(photos):
+                for photo in photos:
                     if name in enrolled:
                         probes.append((name, photo))
                         continue

@@ -19,14 +19,16 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from service.config import ROOT, load_settings, replace
-from service.embedder import available_models, create_embedder, fusion_id, l2_normalize
-from service.faces import Face, FaceDetector, crop_face
-from service.images import decode_image
+from service.core.images import decode_image
+from service.core.records import Face
+from service.core.vectors import fuse, fusion_id, l2_normalize
+from service.vision.align import crop_face
+from service.vision.detector import FaceDetector
+from service.vision.embedders.registry import available_models, create_embedder
 
 from .datasets import DATA, PairSet, load_celeba, load_lfw
 from .metrics import best_threshold, kfold_accuracy, partial_auc, roc_auc, roc_curve, tar_at_far
@@ -301,12 +303,6 @@ def weight_grid(n: int, step: float) -> list[tuple[float, ...]]:
     k = round(1 / step)
     return [tuple(c / k for c in combo) for combo in itertools.product(range(1, k), repeat=n)
             if sum(combo) == k]
-
-
-def fuse(embeddings: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """The FusionEmbedder's vector, computed from the parts' unit vectors."""
-    total = sum(weights)
-    return l2_normalize(np.concatenate([np.sqrt(w / total) * e for e, w in zip(embeddings, weights)], axis=1))
 
 
 def evaluate_fusion(parts: list[str], lfw: PairSet, celeba: PairSet, combined: dict) -> tuple[str, dict, dict]:

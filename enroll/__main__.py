@@ -1,4 +1,4 @@
-"""Bulk operations on the face store, through the same recognizer and gallery the service uses.
+"""Bulk operations on the face store, through the same recognizer and store the service uses (``compose``).
 
     python -m enroll import PHOTOS_DIR      # one sub-folder per person: folder name = person id and name
     python -m enroll reindex --from MODEL   # re-embed stored face crops of another model id with the current one
@@ -9,20 +9,23 @@ Each person is all-or-nothing, exactly like POST /v1/persons; failures are repor
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
+from service.compose import build_pipeline, build_recognizer, open_store
 from service.config import load_settings
-from service.embedder import create_embedder
+from service.core.recognizer import Recognizer
+from service.core.reindex import reindex
 from service.errors import FaceIdError
-from service.gallery import Gallery, NewFace
-from service.recognizer import Recognizer
+from service.vision.embedders.registry import embedding_dim
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def _print(line: dict[str, Any]) -> None:
+    print(json.dumps(line))
 
 
 def cmd_import(recognizer: Recognizer, folder: Path) -> int:
@@ -32,75 +35,42 @@ def cmd_import(recognizer: Recognizer, folder: Path) -> int:
         if not images:
             continue
         person_id = person_dir.name
-        if recognizer.gallery.get_person(person_id) is not None:
+        if recognizer.store.get_person(person_id) is not None:
             skipped += 1
-            print(json.dumps({"person_id": person_id, "status": "exists"}))
+            _print({"person_id": person_id, "status": "exists"})
             continue
         try:
             person, faces = recognizer.enroll(images=[p.read_bytes() for p in images],
                                               name=person_id.replace("_", " "), person_id=person_id)
             ok += 1
-            print(json.dumps({"person_id": person.id, "status": "registered", "faces": len(faces)}))
+            _print({"person_id": person.id, "status": "registered", "faces": len(faces)})
         except FaceIdError as exc:
             failed += 1
-            print(json.dumps({"person_id": person_id, "status": "failed", "code": exc.code,
-                              "message": exc.message, "details": exc.details}))
+            _print({"person_id": person_id, "status": "failed", "code": exc.code, "message": exc.message,
+                    "details": exc.details})
     print(json.dumps({"registered": ok, "failed": failed, "already_there": skipped}), file=sys.stderr)
     return 0 if failed == 0 else 1
 
 
-def cmd_reindex(recognizer: Recognizer, source_model: str, source_dim: int) -> int:
-    """Embed every stored crop of ``source_model`` with the configured model: a model change without
-    asking anyone for a new selfie. Persons without stored crops cannot be carried over and are listed; the
-    old model's store is erased only when everyone moved."""
-    from PIL import Image
-
-    settings = recognizer.settings
-    # One client for both galleries: the data dir lock allows one per process.
-    source = Gallery.open(model_id=source_model, dim=source_dim, data_dir=settings.data_dir,
-                          chroma_url=settings.chroma_url)
-    target = Gallery(source.client, recognizer.embedder.model_id, recognizer.embedder.dim)
-    moved = missing = 0
-    offset = 0
+def cmd_reindex(source_model: str, source_dim: int | None) -> int:
+    """Embed every stored crop of ``source_model`` with the configured model: a model change without asking
+    anyone for a new selfie."""
+    settings = load_settings()
+    pipeline = build_pipeline(settings).prepare()
+    dim = source_dim or embedding_dim(settings, source_model)
+    # One client for both stores: the data dir lock allows one per process. The source store is opened
+    # without the one-model check: it still holds another model's people, which is the point.
+    source = open_store(settings, source_model, dim, only_model=False)
     try:
-        while True:
-            people, total = source.list_persons(limit=100, offset=offset)
-            if not people:
-                break
-            offset += len(people)
-            for person in people:
-                faces = []
-                for stored in source.faces_of(person.id):
-                    crop = source.face_crop(person.id, stored.id)
-                    if crop is None:
-                        continue
-                    # Re-detect in the stored crop: each model aligns from its own box and landmarks.
-                    rgb = np.asarray(Image.open(io.BytesIO(crop)).convert("RGB"))
-                    found = recognizer.detector.detect(rgb)
-                    if not found:
-                        print(json.dumps({"person_id": person.id, "face_id": stored.id, "status": "skipped",
-                                          "why": "no face found again in the stored crop"}))
-                        continue
-                    faces.append(NewFace(embedding=recognizer.embedder.get(rgb, found[:1])[0], box=stored.box,
-                                         quality=stored.quality, crop_jpeg=crop))
-                if not faces or target.get_person(person.id) is not None:
-                    missing += not faces
-                    print(json.dumps({"person_id": person.id, "status": "skipped",
-                                      "why": "no stored crops" if not faces else "already in target"}))
-                    continue
-                target.create_person(person_id=person.id, name=person.name, metadata=person.metadata, faces=faces)
-                moved += 1
-        # Everyone moved: the old vectors are biometric data nobody uses any more, and while they exist the
-        # service refuses to start (a store holding another model's people). Otherwise keep them.
-        dropped = missing == 0
-        if dropped:
-            source.drop()
+        target = source.for_model(pipeline.embedder.model_id, pipeline.embedder.dim)
+        result = reindex(pipeline, source, target, _print)
     finally:
         source.close()
-    print(json.dumps({"reindexed": moved, "without_crops": missing, "source_dropped": dropped}), file=sys.stderr)
-    if not dropped:
-        print(f"kept the {source_model} store: {missing} person(s) have no stored crop to re-embed; delete them "
-              f"or have them enroll again, then run reindex again", file=sys.stderr)
+    print(json.dumps({"reindexed": result.moved, "without_crops": result.without_crops,
+                      "source_dropped": result.source_dropped}), file=sys.stderr)
+    if not result.source_dropped:
+        print(f"kept the {source_model} store: {result.without_crops} person(s) have no stored crop to re-embed; "
+              f"delete them or have them enroll again, then run reindex again", file=sys.stderr)
         return 1
     return 0
 
@@ -117,16 +87,13 @@ def main(argv: list[str] | None = None) -> int:
                            help="that model's embedding size (default: known from the model id)")
     args = parser.parse_args(argv)
     try:
-        # reindex opens the store itself: the configured model's gallery alone would refuse a store that
-        # still holds another model's people (which is the point of reindexing).
-        recognizer = Recognizer(load_settings(), with_store=args.command == "import").prepare()
+        if args.command == "reindex":
+            return cmd_reindex(args.source, args.dim)
+        if not args.folder.is_dir():
+            parser.error(f"{args.folder} is not a folder")
+        recognizer = build_recognizer(load_settings())
         try:
-            if args.command == "import":
-                if not args.folder.is_dir():
-                    parser.error(f"{args.folder} is not a folder")
-                return cmd_import(recognizer, args.folder)
-            dim = args.dim or create_embedder(recognizer.settings, args.source).dim
-            return cmd_reindex(recognizer, args.source, dim)
+            return cmd_import(recognizer, args.folder)
         finally:
             recognizer.close()
     except FaceIdError as exc:

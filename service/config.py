@@ -1,29 +1,33 @@
 """Settings: ``config/faceid.toml`` overlaid by ``FACEID_*`` environment variables, validated once at start.
 
 Every tunable lives in the ``Settings`` dataclass below and nowhere else. A key ``foo_bar`` in the TOML file
-is overridden by the environment variable ``FACEID_FOO_BAR``. An unknown key or a bad value stops the start
-with a ``ConfigError`` that names it: a typo must never silently fall back to a default.
+is overridden by the environment variable ``FACEID_FOO_BAR``. An unknown key (in the file or as a
+``FACEID_*`` variable) or a bad value stops the start with a ``ConfigError`` that names it: a typo must never
+silently fall back to a default. ``config/faceid.toml`` documents every setting (a test holds it to that).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = ROOT / "config" / "faceid.toml"
 ENV_PREFIX = "FACEID_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"  # the settings file itself: not a setting
 
 
 @dataclass(frozen=True)
 class Settings:
-    # Where the service keeps its state: prepared models now, the face store later. Sensitive (biometrics).
-    data_dir: Path = ROOT / "var"
+    # Where the service keeps its state: prepared models, the embedded face store, generated API keys.
+    # Biometric data: owner-only. A relative path is taken from the working directory.
+    data_dir: Path = Path("var")
     # host:port that `make run` binds gunicorn to.
     bind: str = "127.0.0.1:8000"
     log_level: str = "INFO"
@@ -69,6 +73,8 @@ class Settings:
     store_face_crops: bool = True
 
     # --- decisions ----------------------------------------------------------------------------------
+    # The benchmark's results that calibrate every threshold (written by `make bench-lfw`).
+    calibration_file: Path = ROOT / "bench" / "results" / "lfw.json"
     # Verify threshold (cosine). 0 = the calibrated one: threshold_at_far_1e-3 in bench/results/lfw.json.
     verify_threshold: float = 0.0
     # Identify: the chance that a stranger is matched to *anyone* in the gallery; the threshold is derived
@@ -79,7 +85,7 @@ class Settings:
     default_top_k: int = 5
     max_top_k: int = 50
 
-    # --- enrollment quality gate (see service/quality.py) -------------------------------------------
+    # --- enrollment quality gate (see service/core/quality.py) --------------------------------------
     enroll_min_probability: float = 0.95
     enroll_min_face_size: float = 64.0
     enroll_min_blur: float = 25.0
@@ -143,7 +149,7 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
                   **overrides: Any) -> Settings:
     """Settings from the TOML file, then the environment, then keyword overrides (tests use those)."""
     env = os.environ if env is None else env
-    path = Path(env.get(ENV_PREFIX + "CONFIG", config_file or DEFAULT_CONFIG_FILE))
+    path = Path(env.get(CONFIG_ENV, config_file or DEFAULT_CONFIG_FILE))
     raw: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -154,6 +160,11 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
     unknown = sorted(set(raw) - set(known))
     if unknown:
         raise ConfigError(f"unknown settings in {path}: {', '.join(unknown)}", details={"keys": unknown})
+    unknown_env = sorted(k for k in env if k.startswith(ENV_PREFIX) and k != CONFIG_ENV
+                         and k[len(ENV_PREFIX):].lower() not in known)
+    if unknown_env:
+        raise ConfigError(f"unknown settings in the environment: {', '.join(unknown_env)}",
+                          details={"keys": unknown_env})
     values: dict[str, Any] = {}
     for name, f in known.items():
         if name in raw:

@@ -1,34 +1,49 @@
 """The error hierarchy of the service.
 
 Every failure a client can cause is a ``FaceIdError`` subclass carrying a stable machine-readable ``code`` and
-an HTTP ``status``. The core raises these without knowing about HTTP; ``service.api.errors`` is the one place
+an HTTP ``status``. The core raises these without knowing about HTTP; ``service.web.errors`` is the one place
 that turns them into responses. Codes are part of the public API: never rename one.
+
+The docstring of each class that a client can meet says when it happens: the error tables of ``/docs`` and
+the README are generated from this hierarchy (``python -m service.errors`` prints the README's; a test keeps
+them equal).
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
 class FaceIdError(Exception):
+    """Our bug, not the client's: answered as a bare 500 ``internal_error``."""
     code = "internal_error"
     status = 500
     default_message = "internal error"
+
+    def __init_subclass__(cls, *, code: str | None = None, status: int | None = None,
+                          message: str | None = None, **kwargs: Any) -> None:
+        """Each error declares its code, status and default message in its class line."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
+        if message is not None:
+            cls.default_message = message
 
     def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
         self.message = message or self.default_message
         self.details = details or {}
         super().__init__(self.message)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+class InvalidImage(FaceIdError, code="invalid_image", status=400, message="the file is not a readable image"):
+    """Corrupt, truncated or empty file; bad base64."""
 
 
-class InvalidImage(FaceIdError):
-    code, status, default_message = "invalid_image", 400, "the file is not a readable image"
-
-
-class ValidationError(FaceIdError):
-    code, status, default_message = "validation_error", 400, "invalid request"
+class ValidationError(FaceIdError, code="validation_error", status=400, message="invalid request"):
+    """A field is missing or invalid (`details.field` names it), e.g. a looser threshold, or deleting a
+    person's last face."""
 
     def __init__(self, message: str | None = None, *, field: str | None = None,
                  details: dict[str, Any] | None = None) -> None:
@@ -38,76 +53,107 @@ class ValidationError(FaceIdError):
         super().__init__(message, details=details)
 
 
-class Unauthorized(FaceIdError):
-    code, status, default_message = "unauthorized", 401, "missing or invalid API key"
+class Unauthorized(FaceIdError, code="unauthorized", status=401, message="missing or invalid API key"):
+    """Missing or unknown `X-API-Key`."""
 
 
-class Forbidden(FaceIdError):
-    code, status, default_message = "forbidden", 403, "this API key may not do that"
+class Forbidden(FaceIdError, code="forbidden", status=403, message="this API key may not do that"):
+    """A client key on an admin endpoint."""
 
 
-class NotFound(FaceIdError):
-    code, status, default_message = "not_found", 404, "no such resource"
+class NotFound(FaceIdError, code="not_found", status=404, message="no such resource"):
+    """No such endpoint."""
 
 
-class PersonNotFound(NotFound):
-    code, default_message = "person_not_found", "no such person"
+class PersonNotFound(NotFound, code="person_not_found", message="no such person"):
+    """Unknown person id."""
 
 
-class FaceNotFound(NotFound):
-    code, default_message = "face_not_found", "no such face"
+class FaceNotFound(NotFound, code="face_not_found", message="no such face"):
+    """That person has no face (or stored crop) with that id."""
 
 
-class MethodNotAllowed(FaceIdError):
-    code, status, default_message = "method_not_allowed", 405, "method not allowed on this resource"
+class MethodNotAllowed(FaceIdError, code="method_not_allowed", status=405,
+                       message="method not allowed on this resource"):
+    """The endpoint exists, the method does not."""
 
 
-class Conflict(FaceIdError):
-    code, status, default_message = "conflict", 409, "conflict"
+class Conflict(FaceIdError, status=409):
+    """The request contradicts what is stored (never raised itself; see its subclasses)."""
 
 
-class PersonExists(Conflict):
-    code, default_message = "person_exists", "a person with this id already exists"
+class PersonExists(Conflict, code="person_exists", message="a person with this id already exists"):
+    """Register with a taken `person_id`."""
 
 
-class DuplicateFace(Conflict):
-    code, default_message = "duplicate_face", "this face already belongs to another person"
+class DuplicateFace(Conflict, code="duplicate_face", message="this face already belongs to another person"):
+    """The face already matches *another* person (`details.person_id`; `duplicate_policy = "allow"` turns
+    it off)."""
 
 
-class PayloadTooLarge(FaceIdError):
-    code, status, default_message = "payload_too_large", 413, "the request or image is too large"
+class PayloadTooLarge(FaceIdError, code="payload_too_large", status=413,
+                      message="the request or image is too large"):
+    """Request body, image bytes or pixel count over the limit (decompression bombs included)."""
 
 
-class UnsupportedMediaType(FaceIdError):
-    code, status, default_message = "unsupported_media_type", 415, "unsupported content type or image format"
+class UnsupportedMediaType(FaceIdError, code="unsupported_media_type", status=415,
+                           message="unsupported content type or image format"):
+    """Not multipart/JSON, or an image format we do not read."""
 
 
-class FaceProblem(FaceIdError):
-    """The image decoded, but its faces do not allow the operation."""
-    status = 422
+class FaceProblem(FaceIdError, status=422):
+    """The image decoded, but its faces do not allow the operation (never raised itself)."""
 
 
-class NoFace(FaceProblem):
-    code, default_message = "no_face", "no face found in the image"
+class NoFace(FaceProblem, code="no_face", message="no face found in the image"):
+    """No face in the image."""
 
 
-class MultipleFaces(FaceProblem):
-    code, default_message = "multiple_faces", "more than one face found where exactly one is required"
+class MultipleFaces(FaceProblem, code="multiple_faces",
+                    message="more than one face found where exactly one is required"):
+    """More than one person in an enrollment image."""
 
 
-class LowQuality(FaceProblem):
-    code, default_message = "low_quality", "the face is not good enough to enroll"
+class LowQuality(FaceProblem, code="low_quality", message="the face is not good enough to enroll"):
+    """Enrollment face fails a check: `details.failed` lists each of `probability`, `face_size`, `blur`,
+    `pose_yaw`, `pose_pitch`, `pose_roll` with value and limit."""
 
 
-class StoreUnavailable(FaceIdError):
-    code, status, default_message = "store_unavailable", 503, "the face store is unavailable"
+class StoreUnavailable(FaceIdError, code="store_unavailable", status=503, message="the face store is unavailable"):
+    """The face store (Chroma) cannot be reached, or it failed."""
 
 
-class ModelError(FaceIdError):
+class ModelError(FaceIdError, code="model_error", message="the recognition model is unavailable"):
     """A model could not be prepared or verified: an operator problem, raised at start-up."""
-    code, status, default_message = "model_error", 500, "the recognition model is unavailable"
 
 
-class ConfigError(FaceIdError):
+class ConfigError(FaceIdError, code="config_error", message="invalid configuration"):
     """Invalid configuration: raised at start-up, before any request is served."""
-    code, status, default_message = "config_error", 500, "invalid configuration"
+
+
+def client_errors() -> list[type[FaceIdError]]:
+    """Every error a client can meet (its own code, a 4xx or 503), in the order of the docs: by HTTP status,
+    then as declared."""
+    found: list[type[FaceIdError]] = []
+
+    def walk(cls: type[FaceIdError]) -> None:
+        for sub in cls.__subclasses__():
+            if sub.code != cls.code and (sub.status < 500 or sub.status == 503) and sub not in found:
+                found.append(sub)
+            walk(sub)
+    walk(FaceIdError)
+    return sorted(found, key=lambda c: c.status)
+
+
+def when(cls: type[FaceIdError]) -> str:
+    """When a client meets ``cls``: its docstring, as one line."""
+    return " ".join((cls.__doc__ or "").split()).rstrip(".")
+
+
+def markdown_table() -> str:
+    rows = [f"| `{c.code}` | {c.status} | {when(c)} |" for c in client_errors()]
+    return "\n".join(["| code | HTTP | when |", "|---|---|---|", *rows])
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 # Set by the HTTP layer for the duration of a request, so core modules' log lines (decisions) carry the
 # request id without knowing about HTTP.
@@ -17,8 +18,9 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-               "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        out: dict[str, Any] = {"ts": stamp, "level": record.levelname.lower(), "logger": record.name,
+                               "msg": record.getMessage()}
         if request_id.get() is not None:
             out["request_id"] = request_id.get()
         for key, value in vars(record).items():

@@ -1,19 +1,18 @@
-"""`python -m service.prepare`: build (or verify) the configured model's cached ONNX file, offline."""
+"""`python -m service.prepare`: build (or verify) the configured model's cached ONNX files, offline."""
 from __future__ import annotations
 
 import sys
 import time
 
 from .config import load_settings
-from .embedder import create_embedder
 from .errors import FaceIdError
+from .vision.embedders.registry import create_embedder
 
 
 def main() -> int:
-    settings = load_settings()
     started = time.monotonic()
     try:
-        embedder = create_embedder(settings).prepare()
+        embedder = create_embedder(load_settings()).prepare()
     except FaceIdError as exc:
         print(f"model preparation failed: {exc.message}", file=sys.stderr)
         return 1

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 from service import create_app
 from service.config import load_settings, replace
+from service.web import close_app
+from service.web.context import get_recognizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -50,12 +56,17 @@ def settings(tmp_path_factory):
 def app(settings):
     app = create_app(settings)
     yield app
-    app.extensions["faceid"].close()
+    close_app(app)
 
 
 @pytest.fixture(scope="session")
 def recognizer(app):
-    return app.extensions["faceid"]
+    return get_recognizer(app)
+
+
+@pytest.fixture(scope="session")
+def pipeline(recognizer):
+    return recognizer.pipeline
 
 
 @pytest.fixture()
@@ -64,10 +75,10 @@ def client(app):
 
 
 @pytest.fixture()
-def empty_gallery(recognizer):
+def empty_store(recognizer):
     """The session's gallery with every person removed, before and after the test."""
     def wipe():
-        gallery = recognizer.gallery
+        gallery = recognizer.store
         while True:
             people, _ = gallery.list_persons(limit=100, offset=0)
             if not people:
@@ -75,7 +86,7 @@ def empty_gallery(recognizer):
             for p in people:
                 gallery.delete_person(p.id)
     wipe()
-    yield recognizer.gallery
+    yield recognizer.store
     wipe()
 
 
@@ -93,15 +104,52 @@ def make_app(settings, recognizer, tmp_path):
         return app
     yield make
     for app in apps:
-        app.extensions["faceid"].close()
+        close_app(app)
 
 
 @pytest.fixture(scope="session")
 def embed_one(recognizer):
     """Embedding of the largest face in a fixture image."""
     def embed(rel: str) -> np.ndarray:
-        rgb = recognizer.decode(fixture_bytes(rel))
-        faces = recognizer.detector.detect(rgb)
+        rgb = recognizer.pipeline.decode(fixture_bytes(rel))
+        faces = recognizer.pipeline.detector.detect(rgb)
         assert faces, f"no face in {rel}"
-        return recognizer.embedder.get(rgb, faces[:1])[0]
+        return recognizer.pipeline.embedder.get(rgb, faces[:1])[0]
     return embed
+
+
+def start_chroma_server(path: Path) -> tuple[str, subprocess.Popen]:
+    """A real `chroma run` server on a free loopback port, storing in ``path``."""
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(path),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if requests.get(f"{url}/api/v2/heartbeat", timeout=1).ok:
+                return url, proc
+        except requests.RequestException:
+            time.sleep(0.25)
+    proc.kill()
+    pytest.fail("chroma server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def chroma_server(tmp_path):
+    url, proc = start_chroma_server(tmp_path / "chroma")
+    yield url, proc
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def shared_chroma_server(tmp_path_factory):
+    """One server for tests that only need one to exist (each uses its own model id namespace)."""
+    url, proc = start_chroma_server(tmp_path_factory.mktemp("chroma-server"))
+    yield url
+    stop(proc)

@@ -11,12 +11,12 @@ ENROLL = {"obama": ("Barack Obama", ["people/Barack_Obama/0001.jpg", "people/Bar
 
 
 @pytest.fixture()
-def gallery(client, empty_gallery):
+def gallery(client, empty_store):
     for pid, (name, rels) in ENROLL.items():
         r = client.post("/v1/persons", data=upload(*rels, name=name, person_id=pid),
                         content_type="multipart/form-data", headers=CLIENT)
         assert r.status_code == 201, r.get_json()
-    return empty_gallery
+    return empty_store
 
 
 def post(client, url, *rels, **fields):
@@ -86,17 +86,17 @@ def test_identify_errors(client, gallery):
     assert_error(post(client, "/v1/identify", "no_face/dlib__giraffe.jpg"), 422, "no_face")
 
 
-def test_identify_on_an_empty_gallery_matches_nobody(client, empty_gallery):
+def test_identify_on_an_empty_store_matches_nobody(client, empty_store):
     body = post(client, "/v1/identify", "people/Kit_Harington/0003.jpg").get_json()
     assert body["gallery_size"] == 0 and body["faces"][0]["match"] is None and body["faces"][0]["candidates"] == []
 
 
-def test_compare(client, empty_gallery):
+def test_compare(client, empty_store):
     same = post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg", "people/Rose_Leslie/0002.jpg").get_json()
     assert same["match"] is True and len(same["boxes"]) == 2
     different = post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg", "people/Joe_Biden/0001.jpg").get_json()
     assert different["match"] is False and different["similarity"] < same["similarity"]
-    assert empty_gallery.face_count() == 0  # nothing stored
+    assert empty_store.face_count() == 0  # nothing stored
     assert_error(post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg"), 400, "validation_error")
     err = assert_error(post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg", "no_face/dlib__dog.jpg"), 422,
                        "no_face")

@@ -2,7 +2,6 @@
 import base64
 import json
 
-
 from .conftest import ADMIN, CLIENT, fixture_bytes, upload
 from .test_api_detect import assert_error
 
@@ -14,7 +13,7 @@ def register(client, *rels, **fields):
                        headers=CLIENT)
 
 
-def test_register_multipart_returns_the_person_and_faces(client, empty_gallery):
+def test_register_multipart_returns_the_person_and_faces(client, empty_store):
     r = register(client, *OBAMA, name="Barack Obama", person_id="obama",
                  metadata=json.dumps({"employee": 44}))
     assert r.status_code == 201, r.get_json()
@@ -32,22 +31,22 @@ def test_register_multipart_returns_the_person_and_faces(client, empty_gallery):
     assert crop.status_code == 200 and crop.mimetype == "image/jpeg" and crop.data[:2] == b"\xff\xd8"
 
 
-def test_register_json_base64_generates_an_id(client, empty_gallery):
+def test_register_json_base64_generates_an_id(client, empty_store):
     images = [base64.b64encode(fixture_bytes("people/Joe_Biden/0001.jpg")).decode()]
     r = client.post("/v1/persons", json={"name": "Joe Biden", "images": images}, headers=CLIENT)
     assert r.status_code == 201, r.get_json()
     assert len(r.get_json()["person"]["id"]) == 32
 
 
-def test_register_is_all_or_nothing(client, empty_gallery):
+def test_register_is_all_or_nothing(client, empty_store):
     r = register(client, "people/Kit_Harington/0001.jpg", "no_face/dlib__dog.jpg", name="Kit", person_id="kit")
     err = assert_error(r, 422, "no_face")
     assert err["details"]["image_index"] == 1
     assert client.get("/v1/persons/kit", headers=ADMIN).status_code == 404
-    assert empty_gallery.face_count() == 0
+    assert empty_store.face_count() == 0
 
 
-def test_register_errors(client, empty_gallery):
+def test_register_errors(client, empty_store):
     assert register(client, OBAMA[0], name="Barack Obama", person_id="obama").status_code == 201
     assert_error(register(client, "people/Kit_Harington/0001.jpg", name="Kit", person_id="obama"), 409,
                  "person_exists")
@@ -69,11 +68,12 @@ def test_register_errors(client, empty_gallery):
     assert err["details"]["field"] == "person_id"
     too_many = ["people/Kit_Harington/0001.jpg"] * 11
     assert_error(register(client, *too_many, name="Kit"), 400, "validation_error")
-    assert empty_gallery.person_count() == 1
+    assert empty_store.person_count() == 1
 
 
 def _variant(rel: str, change) -> bytes:
     import io
+
     from PIL import Image
     buf = io.BytesIO()
     change(Image.open(io.BytesIO(fixture_bytes(rel))).convert("RGB")).save(buf, "JPEG", quality=92)
@@ -86,23 +86,24 @@ def _register_bytes(client, data: bytes, name: str):
                        content_type="multipart/form-data", headers=CLIENT)
 
 
-def test_small_face_is_refused_naming_the_check(client, empty_gallery):
+def test_small_face_is_refused_naming_the_check(client, empty_store):
     # The same photo at thumbnail size: the face is about 28 px, below the 64 px enrollment minimum.
     small = _variant("people/Kit_Harington/0001.jpg", lambda im: im.resize((300, 150)))
     err = assert_error(_register_bytes(client, small, "Kit"), 422, "low_quality")
     failed = {f["check"]: f for f in err["details"]["failed"]}
     assert "face_size" in failed and failed["face_size"]["value"] < failed["face_size"]["limit"]
-    assert empty_gallery.person_count() == 0
+    assert empty_store.person_count() == 0
 
 
-def test_tilted_head_is_refused_by_the_pose_check(client, empty_gallery):
+def test_tilted_head_is_refused_by_the_pose_check(client, empty_store):
     tilted = _variant("people/Rose_Leslie/0001.jpg", lambda im: im.rotate(50, expand=True, fillcolor=(128, 128, 128)))
     err = assert_error(_register_bytes(client, tilted, "Rose"), 422, "low_quality")
     assert "pose_roll" in {f["check"] for f in err["details"]["failed"]}
 
 
-def test_blurred_face_is_refused_by_the_blur_check(client, empty_gallery):
+def test_blurred_face_is_refused_by_the_blur_check(client, empty_store):
     import io
+
     from PIL import Image, ImageFilter
     image = Image.open(io.BytesIO(fixture_bytes("people/Kit_Harington/0001.jpg"))).filter(
         ImageFilter.GaussianBlur(6))
@@ -114,7 +115,7 @@ def test_blurred_face_is_refused_by_the_blur_check(client, empty_gallery):
     assert "blur" in {f["check"] for f in err["details"]["failed"]}
 
 
-def test_add_and_delete_faces(client, empty_gallery):
+def test_add_and_delete_faces(client, empty_store):
     assert register(client, OBAMA[0], name="Barack Obama", person_id="obama").status_code == 201
     r = client.post("/v1/persons/obama/faces", data=upload(OBAMA[1]), content_type="multipart/form-data",
                     headers=CLIENT)
@@ -134,7 +135,7 @@ def test_add_and_delete_faces(client, empty_gallery):
     assert_error(client.get(f"/v1/persons/obama/faces/{face_id}/crop", headers=ADMIN), 404, "face_not_found")
 
 
-def test_admin_list_get_patch_delete(client, empty_gallery):
+def test_admin_list_get_patch_delete(client, empty_store):
     for rel, name, pid in [(OBAMA[0], "Barack Obama", "obama"), ("people/Joe_Biden/0001.jpg", "Joe Biden", "biden"),
                            ("people/Rose_Leslie/0001.jpg", "Rose Leslie", "rose")]:
         assert register(client, rel, name=name, person_id=pid).status_code == 201
@@ -159,12 +160,12 @@ def test_admin_list_get_patch_delete(client, empty_gallery):
     assert r.status_code == 200 and r.get_json()["deleted"] == {"person_id": "rose", "faces": 1}
     assert_error(client.get("/v1/persons/rose", headers=ADMIN), 404, "person_not_found")
     assert_error(client.delete("/v1/persons/rose", headers=ADMIN), 404, "person_not_found")
-    assert empty_gallery.faces_of("rose") == []  # every face, crop and embedding gone
+    assert empty_store.faces_of("rose") == []  # every face, crop and embedding gone
     assert_error(client.get("/v1/persons?cursor=garbage!", headers=ADMIN), 400, "validation_error")
     assert_error(client.get("/v1/persons?limit=1000", headers=ADMIN), 400, "validation_error")
 
 
-def test_deleted_person_can_be_registered_again(client, empty_gallery):
+def test_deleted_person_can_be_registered_again(client, empty_store):
     assert register(client, OBAMA[0], name="Barack Obama", person_id="obama").status_code == 201
     assert client.delete("/v1/persons/obama", headers=ADMIN).status_code == 200
     r = register(client, OBAMA[1], name="Barack Obama", person_id="obama")

@@ -1,9 +1,9 @@
 
 import pytest
 
-from service.auth import KeyRing, hash_key
 from service.config import load_settings
 from service.errors import ConfigError
+from service.keys import KeyRing, hash_key
 
 from .conftest import ADMIN, CLIENT
 from .test_api_detect import assert_error

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from service import calibration
+from service.core.calibration import Calibration
 from service.errors import ConfigError
 
 
@@ -19,28 +19,28 @@ def results(tmp_path):
 
 
 def test_verify_threshold_is_the_stricter_data_sets(results):
-    assert calibration.verify_threshold("m", results) == pytest.approx(0.73)
-    assert calibration.verify_threshold("lfw-only", results) == pytest.approx(0.70)
+    assert Calibration(results).verify_threshold("m") == pytest.approx(0.73)
+    assert Calibration(results).verify_threshold("lfw-only") == pytest.approx(0.70)
 
 
 def test_uncalibrated_model_is_a_config_error(results):
     with pytest.raises(ConfigError, match="no calibrated threshold"):
-        calibration.verify_threshold("unknown", results)
+        Calibration(results).verify_threshold("unknown")
     with pytest.raises(ConfigError, match="no impostor curve"):
-        calibration.threshold_for_far("lfw-only", 1e-3, results)
+        Calibration(results).threshold_for_far("lfw-only", 1e-3)
 
 
 def test_identify_threshold_grows_with_gallery_and_never_drops_below_verify(results):
-    small, far_small = calibration.identify_threshold("m", 1, 0.01, 0.5, results)
-    large, far_large = calibration.identify_threshold("m", 10_000, 0.01, 0.5, results)
+    small, far_small = Calibration(results).identify_threshold("m", 1, 0.01, 0.5)
+    large, far_large = Calibration(results).identify_threshold("m", 10_000, 0.01, 0.5)
     assert far_small == pytest.approx(0.01)
     assert far_large == pytest.approx(1 - 0.99 ** (1 / 10_000))
     assert small == pytest.approx(0.60)  # read off the curve at FAR 1e-2
     assert 0.75 < large < 0.80  # FAR ~1e-6 .. 1e-4, interpolated in log FAR
-    assert calibration.identify_threshold("m", 1, 0.01, 0.65, results)[0] == pytest.approx(0.65)
+    assert Calibration(results).identify_threshold("m", 1, 0.01, 0.65)[0] == pytest.approx(0.65)
 
 
 def test_shipped_results_calibrate_the_default_model(settings):
-    threshold = calibration.verify_threshold(settings.model)
-    entry = json.loads(calibration.BENCH_RESULTS.read_text())["models"][settings.model]
+    threshold = Calibration(settings.calibration_file).verify_threshold(settings.model)
+    entry = json.loads(settings.calibration_file.read_text())["models"][settings.model]
     assert threshold == max(entry["threshold_at_far_1e-3"], entry["celeba_dev_threshold_at_far_1e-3"])

@@ -1,7 +1,10 @@
+import re
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
-from service.config import load_settings
+from service.config import Settings, load_settings
 from service.errors import ConfigError
 
 
@@ -32,3 +35,26 @@ def test_bad_configuration_stops_the_start(tmp_path, text, env):
     cfg.write_text(text)
     with pytest.raises(ConfigError):
         load_settings(cfg, env=env)
+
+
+def test_a_misspelled_environment_variable_stops_the_start(tmp_path):
+    with pytest.raises(ConfigError, match="FACEID_DETECT_MAX_SIZE") as err:
+        load_settings(tmp_path / "none.toml", env={"FACEID_DETECT_MAX_SIZE": "800"})
+    assert err.value.details["keys"] == ["FACEID_DETECT_MAX_SIZE"]
+    # the settings file's own variable and other programs' variables are not settings
+    load_settings(tmp_path / "none.toml", env={"FACEID_CONFIG": str(tmp_path / "none.toml"), "HOME": "/root"})
+
+
+def test_every_setting_is_documented_in_the_shipped_file():
+    """config/faceid.toml names every setting (commented out, with its default) and nothing else."""
+    text = (Path(__file__).resolve().parent.parent / "config" / "faceid.toml").read_text()
+    documented = set(re.findall(r"^#?\s?([a-z_]+) = ", text, re.M))
+    documented |= set(re.findall(r"^#?\s?\[([a-z_]+)\]", text, re.M))
+    assert documented == {f.name for f in fields(Settings)}
+
+
+def test_data_dir_and_calibration_are_settings_with_defaults(tmp_path):
+    s = load_settings(tmp_path / "none.toml", env={})
+    assert s.data_dir == Path("var") and s.calibration_file.name == "lfw.json" and s.calibration_file.is_file()
+    moved = load_settings(tmp_path / "none.toml", env={"FACEID_CALIBRATION_FILE": str(tmp_path / "c.json")})
+    assert moved.calibration_file == tmp_path / "c.json"

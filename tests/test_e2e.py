@@ -21,9 +21,9 @@ CLIENT = {"X-API-Key": "e2e-client-key-0123456789"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, recognizer):
+def server(tmp_path_factory, settings):
     data_dir = tmp_path_factory.mktemp("e2e")
-    (data_dir / "models").symlink_to(recognizer.settings.models_dir)  # prepared by the session's app
+    (data_dir / "models").symlink_to(settings.models_dir)  # prepared by the session's app
     port = free_port()
     env = {**os.environ, "FACEID_DATA_DIR": str(data_dir), "FACEID_BIND": f"127.0.0.1:{port}",
            "FACEID_ADMIN_KEYS": ADMIN["X-API-Key"], "FACEID_CLIENT_KEYS": CLIENT["X-API-Key"]}

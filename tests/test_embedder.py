@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.calibration import verify_threshold
-
 from .conftest import fixture_bytes
 
 SAME = [("people/Barack_Obama/0001.jpg", "people/Barack_Obama/0002.jpg"),
@@ -23,7 +21,7 @@ DIFFERENT = [("people/Barack_Obama/0001.jpg", "people/Joe_Biden/0001.jpg"),
 
 @pytest.fixture(scope="module")
 def threshold(recognizer):
-    return verify_threshold(recognizer.embedder.model_id)
+    return recognizer.calibration.verify_threshold(recognizer.model_id)
 
 
 @pytest.mark.parametrize("a,b", SAME)
@@ -38,16 +36,16 @@ def test_different_people_are_below_threshold(embed_one, threshold, a, b):
 
 def test_embeddings_are_unit_length_and_model_sized(recognizer, embed_one):
     e = embed_one("people/Joe_Biden/0001.jpg")
-    assert e.shape == (recognizer.embedder.dim,)
+    assert e.shape == (recognizer.pipeline.embedder.dim,)
     assert abs(float(np.linalg.norm(e)) - 1) < 1e-5
 
 
 def test_batched_equals_one_by_one(recognizer):
-    rgb = recognizer.decode(fixture_bytes("multi_face/compreface__011_3.jpg"))
-    faces = recognizer.detector.detect(rgb)
-    batched = recognizer.embedder.get(rgb, faces)
-    single = np.stack([recognizer.embedder.get(rgb, [f])[0] for f in faces])
-    assert batched.shape == (3, recognizer.embedder.dim)
+    rgb = recognizer.pipeline.decode(fixture_bytes("multi_face/compreface__011_3.jpg"))
+    faces = recognizer.pipeline.detector.detect(rgb)
+    batched = recognizer.pipeline.embedder.get(rgb, faces)
+    single = np.stack([recognizer.pipeline.embedder.get(rgb, [f])[0] for f in faces])
+    assert batched.shape == (3, recognizer.pipeline.embedder.dim)
     assert np.allclose(batched, single, atol=1e-4)
 
 
@@ -62,6 +60,6 @@ def test_exif_rotated_copy_embeds_like_the_upright_photo(recognizer, embed_one):
     upright.save(ref, "JPEG", quality=95)
 
     def embed(data: bytes) -> np.ndarray:
-        rgb = recognizer.decode(data)
-        return recognizer.embedder.get(rgb, recognizer.detector.detect(rgb)[:1])[0]
+        rgb = recognizer.pipeline.decode(data)
+        return recognizer.pipeline.embedder.get(rgb, recognizer.pipeline.detector.detect(rgb)[:1])[0]
     assert float(embed(buf.getvalue()) @ embed(ref.getvalue())) >= 0.99

@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
 
-from service.faces import FaceDetector, crop_face
+from service.vision.align import crop_face
+from service.vision.detector import FaceDetector
 
 from .conftest import fixture_bytes
 
 
 def detect(recognizer, rel):
-    return recognizer.detector.detect(recognizer.decode(fixture_bytes(rel)))
+    return recognizer.pipeline.detector.detect(recognizer.pipeline.decode(fixture_bytes(rel)))
 
 
 @pytest.mark.parametrize("rel", ["no_face/dlib__dog.jpg", "no_face/dlib__giraffe.jpg"])
@@ -33,7 +34,7 @@ def test_group_photo_has_every_face_largest_first(recognizer, rel, count):
 
 def test_boxes_are_in_full_resolution_coordinates(recognizer):
     """Detecting on a 640 px copy must give the same boxes (to a few pixels) as detecting at full size."""
-    rgb = recognizer.decode(fixture_bytes("people/Barack_Obama/0001.jpg"))  # 910 x 1137
+    rgb = recognizer.pipeline.decode(fixture_bytes("people/Barack_Obama/0001.jpg"))  # 910 x 1137
     small = FaceDetector(max_side=640).prepare().detect(rgb)
     full = FaceDetector(max_side=2000).prepare().detect(rgb)
     assert small and full
@@ -41,10 +42,10 @@ def test_boxes_are_in_full_resolution_coordinates(recognizer):
 
 
 def test_crop_is_square_and_clipped_at_borders(recognizer):
-    rgb = recognizer.decode(fixture_bytes("people/Kit_Harington/0002.jpg"))
+    rgb = recognizer.pipeline.decode(fixture_bytes("people/Kit_Harington/0002.jpg"))
     crop = crop_face(rgb, np.array([-30.0, -30.0, 100.0, 90.0]), 160, 32)
     assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
 
 
 def test_tiny_image_has_no_faces(recognizer):
-    assert recognizer.detector.detect(np.zeros((8, 8, 3), np.uint8)) == []
+    assert recognizer.pipeline.detector.detect(np.zeros((8, 8, 3), np.uint8)) == []

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service.core.images import decode_image
 from service.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
-from service.images import decode_image
 
 from .conftest import fixture_bytes
 
@@ -66,7 +66,8 @@ def test_decompression_bomb_is_refused_without_decoding():
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
     with pytest.raises(PayloadTooLarge):
         decode_image(bomb, **LIMITS)
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from service.config import load_settings
-from service.embedder import FaceNetEmbedder, create_embedder
 from service.errors import ConfigError, ModelError
-from service.models import (FACENET_CASIA, FaceNetSource, facenet_graph_path, load_facenet_graph,
-                            prepare_onnx)
+from service.vision.embedders.facenet import FaceNetEmbedder
+from service.vision.embedders.registry import create_embedder
+from service.vision.weights.cache import prepare_onnx
+from service.vision.weights.facenet import FACENET_CASIA, FaceNetSource, facenet_graph_path, load_facenet_graph
 
 from .conftest import fixture_bytes
 
@@ -30,8 +31,8 @@ def facenet(settings):
 def aligned_faces(recognizer, facenet):
     crops = []
     for rel in LFW_FACES:
-        rgb = recognizer.decode(fixture_bytes(rel))
-        crops.append(facenet.align(rgb, recognizer.detector.detect(rgb)[0]))
+        rgb = recognizer.pipeline.decode(fixture_bytes(rel))
+        crops.append(facenet.align(rgb, recognizer.pipeline.detector.detect(rgb)[0]))
     return crops
 
 

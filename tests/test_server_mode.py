@@ -1,36 +1,7 @@
 """Chroma server mode: two service instances share one `chroma run` server (scale-out), and a store that goes
 away gives 503 store_unavailable, not a 500."""
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import pytest
-import requests
-
-from .conftest import ADMIN, CLIENT, free_port, upload
+from .conftest import ADMIN, CLIENT, upload
 from .test_api_detect import assert_error
-
-
-@pytest.fixture()
-def chroma_server(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(tmp_path / "chroma"),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if requests.get(f"{url}/api/v2/heartbeat", timeout=1).ok:
-                break
-        except requests.RequestException:
-            time.sleep(0.25)
-    else:
-        proc.kill()
-        pytest.fail("chroma server did not start")
-    yield url, proc
-    proc.kill()
-    proc.wait(timeout=10)
 
 
 def test_two_instances_share_one_chroma_server(chroma_server, make_app):

@@ -5,9 +5,12 @@ import shutil
 import numpy as np
 import pytest
 
-from service.embedder import DlibEmbedder, SFaceEmbedder, create_embedder, parse_fusion
+from service.core.vectors import parse_fusion
 from service.errors import ConfigError, ModelError
-from service.models import DLIB_RESNET, SFACE_INT8, packaged_file
+from service.vision.embedders.dlib import DlibEmbedder
+from service.vision.embedders.registry import create_embedder
+from service.vision.embedders.sface import SFaceEmbedder
+from service.vision.weights.packaged import DLIB_RESNET, SFACE_INT8, packaged_file
 
 from .conftest import fixture_bytes
 
@@ -22,8 +25,8 @@ def faces(recognizer):
     out = []
     for person, rels in PEOPLE.items():
         for rel in rels:
-            rgb = recognizer.decode(fixture_bytes(rel))
-            out.append((person, rgb, recognizer.detector.detect(rgb)[0]))
+            rgb = recognizer.pipeline.decode(fixture_bytes(rel))
+            out.append((person, rgb, recognizer.pipeline.detector.detect(rgb)[0]))
     return out
 
 

@@ -1,0 +1,82 @@
+"""Pixels to embedded faces: decode, detect, gate on quality, align and embed. One hop per layer; the
+decision about what the faces mean is the recognizer's."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import LowQuality, MultipleFaces, NoFace
+from .images import decode_image
+from .ports import Detector, Embedder, FaceCrops
+from .quality import QualityLimits, failures, measure
+from .records import Detection, NewFace, Probe
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int
+    max_pixels: int
+
+
+class FacePipeline:
+    def __init__(self, detector: Detector, embedder: Embedder, crops: FaceCrops, *, image_limits: ImageLimits,
+                 quality: QualityLimits, keep_crops: bool = True) -> None:
+        self.detector, self.embedder, self.crops = detector, embedder, crops
+        self.image_limits, self.quality, self.keep_crops = image_limits, quality, keep_crops
+
+    def prepare(self) -> FacePipeline:
+        """Load every model now: a broken model stops the start, and the first request does not pay."""
+        self.detector.prepare()
+        self.embedder.prepare()
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self.detector.ready and self.embedder.ready
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return decode_image(data, max_bytes=self.image_limits.max_bytes, max_pixels=self.image_limits.max_pixels)
+
+    def detect(self, data: bytes) -> Detection:
+        rgb = self.decode(data)
+        return Detection(image_width=rgb.shape[1], image_height=rgb.shape[0], faces=self.detector.detect(rgb))
+
+    def probes(self, data: bytes, *, all_faces: bool = False, index: int | None = None) -> list[Probe]:
+        """The largest face (or every face) of an image, embedded; ``no_face`` if there is none."""
+        rgb = self.decode(data)
+        faces = self.detector.detect(rgb)
+        if not faces:
+            raise NoFace(details={} if index is None else {"image_index": index})
+        faces = faces if all_faces else faces[:1]
+        return [Probe(f, e) for f, e in zip(faces, self.embedder.get(rgb, faces))]
+
+    def enrollment_face(self, data: bytes, index: int) -> NewFace:
+        """Exactly one usable face that passes the quality gate, embedded, with its crop."""
+        rgb = self.decode(data)
+        faces = self.detector.detect(rgb)
+        if not faces:
+            raise NoFace("no face found in an enrollment image", details={"image_index": index})
+        # Background faces far smaller than the subject do not make a selfie ambiguous.
+        usable = [f for f in faces if f.probability >= self.quality.min_probability
+                  and f.size >= max(self.quality.min_face_size, 0.5 * faces[0].size)]
+        if len(usable) > 1:
+            raise MultipleFaces(f"{len(usable)} faces found; an enrollment image must show exactly one person",
+                                details={"image_index": index, "faces": len(usable)})
+        face = usable[0] if usable else faces[0]
+        # Quality is measured on one model-independent crop, so the limits mean the same for every model id.
+        quality = measure(face, self.crops.sharpness(rgb, face))
+        failed = failures(quality, self.quality)
+        if failed:
+            raise LowQuality(f"the face fails the quality check(s): {', '.join(str(f['check']) for f in failed)}",
+                             details={"image_index": index, "failed": failed})
+        embedding = self.embedder.get(rgb, [face])[0]
+        crop = self.crops.stored_crop(rgb, face) if self.keep_crops else None
+        return NewFace(embedding=embedding, box=face.box_dict(), quality=quality, crop_jpeg=crop)
+
+    def reembed_crop(self, crop_jpeg: bytes) -> np.ndarray | None:
+        """Re-detect in a stored crop and embed with this pipeline's model (reindex): each model aligns from
+        its own box and landmarks. None when no face is found again."""
+        rgb = self.decode(crop_jpeg)
+        found = self.detector.detect(rgb)
+        return self.embedder.get(rgb, found[:1])[0] if found else None

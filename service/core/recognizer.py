@@ -1,0 +1,209 @@
+"""The use-cases, called by the HTTP layer and the bulk CLI alike: bytes in, decisions out.
+
+Each takes the face pipeline (pixels -> embedded faces), the store (persons and vectors) and the calibration,
+and holds the rules: a person's template is the mean of their faces and follows every change, a person keeps
+at least one face, a face that already belongs to someone else is refused (``duplicate_policy``), and the
+decision (threshold, match) is made here and only here. Knows nothing about HTTP or JSON.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DuplicateFace, FaceNotFound, PersonExists, PersonNotFound, ValidationError
+from ..store.base import FaceStore
+from .calibration import Calibration
+from .pipeline import FacePipeline
+from .records import Candidate, Detection, Identification, IdentifiedFace, NewFace, Person, StoredFace, Verdict
+from .vectors import template
+
+log = logging.getLogger("faceid.decisions")
+PERSON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Policy:
+    verify_threshold: float = 0.0  # 0: the calibrated one
+    identify_target_far: float = 0.01
+    duplicate_policy: str = "reject"
+    default_top_k: int = 5
+    max_top_k: int = 50
+
+
+class Recognizer:
+    def __init__(self, pipeline: FacePipeline, store: FaceStore, calibration: Calibration,
+                 policy: Policy = Policy()) -> None:
+        self.pipeline, self.store, self.calibration, self.policy = pipeline, store, calibration, policy
+        self.model_id = pipeline.embedder.model_id
+        self.verify_threshold = policy.verify_threshold or calibration.verify_threshold(self.model_id)
+        # Template upkeep reads the faces and writes the template: one writer at a time in this process.
+        self._writes = threading.RLock()
+
+    @property
+    def ready(self) -> bool:
+        return self.pipeline.ready
+
+    def close(self) -> None:
+        self.store.close()
+
+    # --- thresholds -----------------------------------------------------------------------------------
+
+    def effective_threshold(self, default: float, requested: float | None) -> float:
+        """A request may ask for a stricter threshold, never a looser one."""
+        if requested is None:
+            return default
+        if not 0 <= requested <= 1:
+            raise ValidationError("threshold must be within [0, 1]", field="threshold")
+        if requested < default:
+            raise ValidationError(f"threshold may only be raised above the calibrated {default:.4f}",
+                                  field="threshold", details={"minimum": round(default, 4)})
+        return requested
+
+    def identify_threshold(self) -> tuple[float, float, int]:
+        """(threshold, per-comparison FAR, gallery size): one comparison per enrolled person (template)."""
+        people = self.store.person_count()
+        threshold, far = self.calibration.identify_threshold(self.model_id, people, self.policy.identify_target_far,
+                                                             self.verify_threshold)
+        return threshold, far, people
+
+    # --- enrollment -----------------------------------------------------------------------------------
+
+    def _check_duplicates(self, faces: Sequence[NewFace], person_id: str | None) -> None:
+        if self.policy.duplicate_policy == "allow":
+            return
+        for i, face in enumerate(faces):
+            hits = self.store.nearest_persons(face.embedding, 1, exclude=person_id)
+            if hits and hits[0].similarity >= self.verify_threshold:
+                other = hits[0]
+                log.info("decision", extra={"op": "enroll", "decision": "duplicate_face",
+                                            "other_person_id": other.person_id,
+                                            "similarity": round(other.similarity, 4)})
+                raise DuplicateFace(f"image {i} matches existing person {other.person_id!r}",
+                                    details={"image_index": i, "person_id": other.person_id,
+                                             "similarity": round(other.similarity, 4)})
+
+    def enroll(self, *, images: Sequence[bytes], name: str, metadata: dict[str, Any] | None = None,
+               person_id: str | None = None) -> tuple[Person, list[StoredFace]]:
+        """Register a new person from one or more images: all or nothing."""
+        person_id = person_id or uuid.uuid4().hex
+        if not PERSON_ID.match(person_id):
+            raise ValidationError("person_id: 1-128 characters, letters, digits and . _ : @ -",
+                                  field="person_id")
+        if self.store.get_person(person_id) is not None:  # before any image work; the store re-checks
+            raise PersonExists(f"a person with id {person_id!r} already exists", details={"person_id": person_id})
+        faces = [self.pipeline.enrollment_face(data, i) for i, data in enumerate(images)]
+        self._check_duplicates(faces, None)
+        person, stored = self.store.create_person(person_id=person_id, name=name, metadata=metadata or {},
+                                                  faces=faces, template=template([f.embedding for f in faces]))
+        log.info("decision", extra={"op": "enroll", "decision": "registered", "person_id": person_id,
+                                    "faces": len(stored)})
+        return person, stored
+
+    def add_faces(self, person_id: str, images: Sequence[bytes]) -> tuple[Person, list[StoredFace]]:
+        self.require_person(person_id)
+        faces = [self.pipeline.enrollment_face(data, i) for i, data in enumerate(images)]
+        self._check_duplicates(faces, person_id)
+        with self._writes:
+            stored = self.store.add_faces(person_id, faces)
+            person = self._refresh_template(person_id)
+        log.info("decision", extra={"op": "add_faces", "decision": "added", "person_id": person_id,
+                                    "faces": len(stored)})
+        return person, stored
+
+    def delete_face(self, person_id: str, face_id: str) -> Person:
+        """Remove one face and refresh the template. A person's last face cannot go: a person without faces
+        has no template to match, so delete the person instead."""
+        with self._writes:
+            faces = self.store.faces_of(self.require_person(person_id).id)
+            if face_id not in {f.id for f in faces}:
+                raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
+                                   details={"person_id": person_id, "face_id": face_id})
+            if len(faces) <= 1:
+                raise ValidationError("this is the person's last face; delete the person instead",
+                                      field="face_id", details={"person_id": person_id, "face_id": face_id})
+            if not self.store.delete_face(person_id, face_id):
+                raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
+                                   details={"person_id": person_id, "face_id": face_id})
+            return self._refresh_template(person_id)
+
+    def _refresh_template(self, person_id: str) -> Person:
+        faces = self.store.faces_of(person_id, embeddings=True)
+        vectors = [f.embedding for f in faces if f.embedding is not None]
+        return self.store.update_person(person_id, template=template(vectors) if vectors else None)
+
+    # --- the admin resource ---------------------------------------------------------------------------
+
+    def require_person(self, person_id: str) -> Person:
+        person = self.store.get_person(person_id)
+        if person is None:
+            raise PersonNotFound(f"no person with id {person_id!r}", details={"person_id": person_id})
+        return person
+
+    def list_persons(self, *, limit: int, offset: int, q: str | None = None) -> tuple[list[Person], int]:
+        return self.store.list_persons(limit=limit, offset=offset, q=q)
+
+    def person_faces(self, person_id: str) -> tuple[Person, list[StoredFace]]:
+        return self.require_person(person_id), self.store.faces_of(person_id)
+
+    def update_person(self, person_id: str, *, name: str | None = None,
+                      metadata: dict[str, Any] | None = None) -> Person:
+        with self._writes:
+            return self.store.update_person(person_id, name=name, metadata=metadata)
+
+    def delete_person(self, person_id: str) -> Person:
+        with self._writes:
+            return self.store.delete_person(person_id)
+
+    def face_crop(self, person_id: str, face_id: str) -> bytes:
+        self.require_person(person_id)
+        data = self.store.face_crop(person_id, face_id)
+        if data is None:
+            raise FaceNotFound(f"no stored crop for face {face_id!r}",
+                               details={"person_id": person_id, "face_id": face_id})
+        return data
+
+    # --- matching -------------------------------------------------------------------------------------
+
+    def detect(self, data: bytes) -> Detection:
+        return self.pipeline.detect(data)
+
+    def verify(self, person_id: str, image: bytes, *, threshold: float | None = None) -> Verdict:
+        """1:1 — is the largest face in ``image`` this person? Scored against the person's template."""
+        reference = self.store.template_of(person_id)  # person_not_found before any image work
+        threshold = self.effective_threshold(self.verify_threshold, threshold)
+        probe = self.pipeline.probes(image)[0]
+        similarity = float(reference @ probe.embedding)
+        match = similarity >= threshold
+        log.info("decision", extra={"op": "verify", "person_id": person_id, "match": match,
+                                    "similarity": round(similarity, 4), "threshold": round(threshold, 4)})
+        return Verdict(match, similarity, threshold, [probe.face], person_id)
+
+    def identify(self, image: bytes, *, top_k: int | None = None, all_faces: bool = False,
+                 threshold: float | None = None) -> Identification:
+        """1:N — who is this? ``match`` only above the open-set threshold for the current gallery size."""
+        top_k = top_k or self.policy.default_top_k
+        if not 1 <= top_k <= self.policy.max_top_k:
+            raise ValidationError(f"top_k must be within 1..{self.policy.max_top_k}", field="top_k")
+        base, far, gallery_size = self.identify_threshold()
+        threshold = self.effective_threshold(base, threshold)
+        results = []
+        for probe in self.pipeline.probes(image, all_faces=all_faces):
+            candidates = self.store.nearest_persons(probe.embedding, top_k)
+            match: Candidate | None = candidates[0] if candidates and candidates[0].similarity >= threshold else None
+            log.info("decision", extra={"op": "identify", "match": match.person_id if match else None,
+                                        "best_similarity": round(candidates[0].similarity, 4) if candidates else None,
+                                        "threshold": round(threshold, 4), "gallery_size": gallery_size})
+            results.append(IdentifiedFace(probe.face, match, candidates))
+        return Identification(threshold, gallery_size, far, self.policy.identify_target_far, results)
+
+    def compare(self, first: bytes, second: bytes, *, threshold: float | None = None) -> Verdict:
+        """Two images, largest face each, nothing stored."""
+        threshold = self.effective_threshold(self.verify_threshold, threshold)
+        a, b = self.pipeline.probes(first, index=0)[0], self.pipeline.probes(second, index=1)[0]
+        similarity = float(a.embedding @ b.embedding)
+        return Verdict(similarity >= threshold, similarity, threshold, [a.face, b.face])

@@ -1,0 +1,80 @@
+"""The face store seam, in domain terms: no Chroma (or any database) type crosses it.
+
+A store keeps persons (name, metadata, a *template* vector) and their faces (embedding, box, quality, crop),
+and finds the persons whose templates are nearest to a vector. It knows nothing about images, detection or
+models, and it holds no business rules: which vector is a person's template, whether a face may be removed,
+or what counts as a duplicate is decided by the recognizer (``service.core.recognizer``).
+
+What every implementation guarantees (the contract suite checks it):
+
+* a person exists once ``create_person`` returns; its faces are never visible without it, and a failed
+  ``create_person`` leaves nothing behind;
+* ``create_person`` with a taken id raises ``PersonExists``; reads and writes on a missing person raise
+  ``PersonNotFound`` (``get_person`` returns None instead);
+* ``nearest_persons`` returns cosine similarities of templates, best first;
+* store failures (unreachable server, I/O errors) raise ``StoreUnavailable``; anything else is a bug and
+  propagates as it is.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..core.records import Candidate, NewFace, Person, StoredFace
+from ..errors import PersonNotFound
+
+
+class FaceStore(Protocol):
+    model_id: str
+    dim: int
+
+    def heartbeat(self) -> bool: ...
+
+    def person_count(self) -> int: ...
+
+    def face_count(self) -> int: ...
+
+    def get_person(self, person_id: str) -> Person | None: ...
+
+    def list_persons(self, *, limit: int, offset: int, q: str | None = None) -> tuple[list[Person], int]:
+        """A page of persons and the total (of those matching ``q``, a case-insensitive name substring)."""
+        ...
+
+    def create_person(self, *, person_id: str, name: str, metadata: dict[str, Any], faces: list[NewFace],
+                      template: np.ndarray) -> tuple[Person, list[StoredFace]]: ...
+
+    def update_person(self, person_id: str, *, name: str | None = None, metadata: dict[str, Any] | None = None,
+                      template: np.ndarray | None = None) -> Person:
+        """Change what is given (and ``updated_at``); the person as stored afterwards."""
+        ...
+
+    def delete_person(self, person_id: str) -> Person:
+        """Erase the person with every face, crop and vector; what was erased."""
+        ...
+
+    def add_faces(self, person_id: str, faces: list[NewFace]) -> list[StoredFace]: ...
+
+    def delete_face(self, person_id: str, face_id: str) -> bool:
+        """False when the person has no such face."""
+        ...
+
+    def faces_of(self, person_id: str, *, embeddings: bool = False) -> list[StoredFace]:
+        """The person's faces, oldest first (empty for an unknown person)."""
+        ...
+
+    def face_crop(self, person_id: str, face_id: str) -> bytes | None: ...
+
+    def template_of(self, person_id: str) -> np.ndarray: ...
+
+    def nearest_persons(self, embedding: np.ndarray, k: int, *, exclude: str | None = None) -> list[Candidate]: ...
+
+    def drop(self) -> None:
+        """Erase this model id's whole store."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def missing_person(person_id: str) -> PersonNotFound:
+    return PersonNotFound(f"no person with id {person_id!r}", details={"person_id": person_id})

@@ -1,0 +1,62 @@
+"""Connecting to Chroma, and the one mapping of its failures onto ``StoreUnavailable``."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import chromadb
+import chromadb.errors
+import httpx
+
+from ..errors import StoreUnavailable
+from .lock import DataDirLock
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# What a store failure looks like: the server is gone or slow, or the disk failed. Not a client's doing, and
+# not our bug either.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    httpx.TransportError, httpx.HTTPStatusError, OSError, sqlite3.OperationalError, sqlite3.DatabaseError,
+    chromadb.errors.InternalError, chromadb.errors.ChromaAuthError, chromadb.errors.RateLimitError,
+    chromadb.errors.QuotaError)
+
+
+def store_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except _UNAVAILABLE as exc:
+            log.error("store call failed", extra={"op": fn.__name__, "error": f"{type(exc).__name__}: {exc}"})
+            raise StoreUnavailable(details={"op": fn.__name__}) from exc
+    return wrapper
+
+
+def open_client(data_dir: Path, chroma_url: str = "") -> tuple[Any, DataDirLock | None]:
+    """A Chroma client: the server at ``chroma_url``, else the embedded store in ``data_dir`` (locked)."""
+    chroma_settings = chromadb.Settings(anonymized_telemetry=False, allow_reset=False)
+    if chroma_url:
+        url = urlparse(chroma_url)
+        try:
+            client = chromadb.HttpClient(host=url.hostname or "localhost",
+                                         port=url.port or (443 if url.scheme == "https" else 8000),
+                                         ssl=url.scheme == "https", settings=chroma_settings)
+        except _UNAVAILABLE + (ValueError,) as exc:
+            raise StoreUnavailable(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
+        return client, None
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    try:
+        store = data_dir / "chroma"
+        store.mkdir(parents=True, exist_ok=True)
+        os.chmod(store, 0o700)  # biometric data: owner only
+        return chromadb.PersistentClient(path=str(store), settings=chroma_settings), lock
+    except BaseException:
+        lock.release()
+        raise

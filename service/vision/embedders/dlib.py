@@ -1,0 +1,52 @@
+"""dlib's ResNet (128-d): dlib's 5-point shape and 150 px face chip (``align.dlib_chip``), the network itself
+converted to ONNX (``weights.dlib_resnet``): the same vectors as dlib's own inference to ~3e-7, about 20x
+faster. dlib does only the landmarks and the chip, with one shape predictor per thread."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...core.records import Face
+from ..align import dlib_chip
+from ..weights.cache import PreparedModel
+from ..weights.dlib_resnet import DLIB_DIM, DLIB_INPUT, DlibResNetSource
+from ..weights.packaged import DLIB_RESNET, DLIB_SHAPE_5, packaged_file
+from .base import PerThread, SingleModel, onnx_session
+
+
+class DlibEmbedder(SingleModel):
+    def __init__(self, models_dir: Path, *, threads: int = 0, flip: bool = True, shape_path: Path | None = None,
+                 resnet_path: Path | None = None) -> None:
+        self.model_id, self.dim, self.flip = "dlib", DLIB_DIM, flip
+        self.models_dir, self.threads = models_dir, threads
+        self._overrides = (shape_path, resnet_path)
+        self.shape_path: Path | None = None
+        self.prepared: PreparedModel | None = None
+        self._session: Any = None
+        self._predictors = PerThread(self._load_predictor)
+
+    def prepare(self) -> DlibEmbedder:
+        shape_path = packaged_file(DLIB_SHAPE_5, self._overrides[0])
+        source = DlibResNetSource(self.model_id, packaged_file(DLIB_RESNET, self._overrides[1]))
+        self.prepared, self._session = onnx_session(source, self.models_dir, self.threads)
+        self.shape_path = shape_path
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self._session is not None
+
+    def _load_predictor(self) -> Any:
+        import dlib
+        return dlib.shape_predictor(str(self.shape_path))
+
+    def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        if not self.ready:
+            self.prepare()
+        return dlib_chip(rgb, face, self._predictors.get(), DLIB_INPUT)
+
+    def _forward(self, crops: list[np.ndarray]) -> np.ndarray:
+        batch = np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2)  # RGB 0..255, normalised in-graph
+        return np.asarray(self._session.run(None, {"input": np.ascontiguousarray(batch)})[0])

@@ -1,0 +1,1 @@
+"""Offline weights: files from installed packages, checked by checksum, converted once to cached ONNX."""

@@ -1,0 +1,35 @@
+"""Everything Flask: the app factory, auth, the one error handler, request parsing, JSON shaping
+(``schemas``) and one blueprint per resource."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from ..compose import build_recognizer
+from ..config import Settings, load_settings
+from ..keys import KeyRing
+from ..logs import configure_logging
+from . import context, detect, docs, errors, health, matching, persons, requests
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """Loads the models and opens the store once, registers one blueprint per resource and the one JSON
+    error handler."""
+    settings = settings or load_settings(**overrides)
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    keys = KeyRing.load(settings)
+    context.init_app(app, settings, build_recognizer(settings), keys)
+    requests.init_app(app)
+    errors.init_app(app)
+    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, docs.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Release the store (and the data dir lock): tests open several apps in one process."""
+    context.get_recognizer(app).close()

@@ -1,0 +1,31 @@
+"""Typed accessors for what the app holds (Flask tutorial's ``get_db`` shape): views never fetch parts by
+string key."""
+from __future__ import annotations
+
+from typing import cast
+
+from flask import Flask, current_app
+
+from ..config import Settings
+from ..core.recognizer import Recognizer
+from ..keys import KeyRing
+
+_RECOGNIZER, _KEYS, _SETTINGS = "faceid.recognizer", "faceid.keys", "faceid.settings"
+
+
+def init_app(app: Flask, settings: Settings, recognizer: Recognizer, keys: KeyRing) -> None:
+    app.extensions[_SETTINGS] = settings
+    app.extensions[_RECOGNIZER] = recognizer
+    app.extensions[_KEYS] = keys
+
+
+def get_recognizer(app: Flask | None = None) -> Recognizer:
+    return cast(Recognizer, (app or current_app).extensions[_RECOGNIZER])
+
+
+def get_keys() -> KeyRing:
+    return cast(KeyRing, current_app.extensions[_KEYS])
+
+
+def get_settings() -> Settings:
+    return cast(Settings, current_app.extensions[_SETTINGS])

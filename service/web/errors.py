@@ -1,0 +1,45 @@
+"""The one place where errors become HTTP responses: ``{"error": {"code", "message", "details"}}``."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .. import errors as e
+from . import schemas
+
+log = logging.getLogger("faceid.errors")
+
+# Werkzeug's own errors (routing, body size, bad JSON) mapped onto our stable codes.
+_HTTP_CODES = {400: e.ValidationError, 401: e.Unauthorized, 403: e.Forbidden, 404: e.NotFound,
+               405: e.MethodNotAllowed, 413: e.PayloadTooLarge, 415: e.UnsupportedMediaType}
+
+
+def error_response(error: e.FaceIdError) -> tuple[Response, int]:
+    return jsonify(schemas.error(error.code, error.message, error.details, g.get("request_id"))), error.status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(e.FaceIdError)
+    def _faceid(error: e.FaceIdError) -> tuple[Response, int]:
+        if error.status >= 500:
+            log.error("request failed", extra={"code": error.code, "error": error.message})
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> tuple[Response, int]:
+        cls = _HTTP_CODES.get(error.code or 500)
+        if cls is None:
+            return error_response(e.FaceIdError(error.description or None))
+        if cls is e.PayloadTooLarge:
+            return error_response(e.PayloadTooLarge(
+                "the request body is too large",
+                details={"max_bytes": app.config.get("MAX_CONTENT_LENGTH")}))
+        return error_response(cls(error.description if cls is not e.NotFound else "no such endpoint"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[Response, int]:
+        # A bug, not bad input: log the trace server-side, never send it.
+        log.exception("unhandled error")
+        return error_response(e.FaceIdError("internal error"))

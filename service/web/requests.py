@@ -1,0 +1,38 @@
+"""Per-request context: a request id (taken from ``X-Request-ID`` if the caller sent a sane one) that is
+returned in the response header and attached to every log line about the request."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from ..logs import request_id
+
+log = logging.getLogger("faceid.http")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        g.log_token = request_id.set(g.request_id)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        log.info("request", extra={"method": request.method, "path": request.path,
+                                   "status": response.status_code, "ms": round(1000 * elapsed, 1)})
+        return response
+
+    @app.teardown_request
+    def _forget(_exc: BaseException | None) -> None:
+        token = g.pop("log_token", None)
+        if token is not None:
+            request_id.reset(token)

@@ -1,0 +1,67 @@
+"""The rules of the use-cases, on the in-memory store with the real pipeline and real photos: a person's
+template follows their faces, a person keeps one face, duplicates are refused, thresholds only tighten."""
+import numpy as np
+import pytest
+
+from service.core.recognizer import Policy, Recognizer
+from service.errors import DuplicateFace, FaceNotFound, PersonExists, PersonNotFound, ValidationError
+from service.store.memory import MemoryStore
+
+from .conftest import fixture_bytes
+
+
+@pytest.fixture()
+def rec(recognizer):
+    store = MemoryStore(recognizer.model_id, recognizer.pipeline.embedder.dim)
+    return Recognizer(recognizer.pipeline, store, recognizer.calibration)
+
+
+def test_template_is_the_mean_of_the_faces_and_follows_them(rec, embed_one):
+    a, b = embed_one("people/Barack_Obama/0001.jpg"), embed_one("people/Barack_Obama/0002.jpg")
+    rec.enroll(images=[fixture_bytes("people/Barack_Obama/0001.jpg")], name="Obama", person_id="obama")
+    assert np.allclose(rec.store.template_of("obama"), a, atol=1e-5)
+    person, (added,) = rec.add_faces("obama", [fixture_bytes("people/Barack_Obama/0002.jpg")])
+    assert person.face_count == 2
+    assert np.allclose(rec.store.template_of("obama"), (a + b) / np.linalg.norm(a + b), atol=1e-5)
+    assert rec.delete_face("obama", added.id).face_count == 1
+    assert np.allclose(rec.store.template_of("obama"), a, atol=1e-5)
+    with pytest.raises(FaceNotFound):
+        rec.delete_face("obama", added.id)
+    (last,) = rec.store.faces_of("obama")
+    with pytest.raises(ValidationError, match="last face"):  # no person without a template
+        rec.delete_face("obama", last.id)
+
+
+def test_duplicate_face_is_refused_unless_allowed(rec, recognizer):
+    rec.enroll(images=[fixture_bytes("people/Kit_Harington/0001.jpg")], name="Kit", person_id="kit")
+    with pytest.raises(DuplicateFace) as err:
+        rec.enroll(images=[fixture_bytes("people/Kit_Harington/0002.jpg")], name="Impostor", person_id="other")
+    assert err.value.details["person_id"] == "kit" and rec.store.get_person("other") is None
+    lenient = Recognizer(rec.pipeline, rec.store, rec.calibration, Policy(duplicate_policy="allow"))
+    lenient.enroll(images=[fixture_bytes("people/Kit_Harington/0002.jpg")], name="Twin", person_id="twin")
+    assert rec.store.person_count() == 2
+
+
+def test_taken_and_unknown_ids(rec):
+    rec.enroll(images=[fixture_bytes("people/Joe_Biden/0001.jpg")], name="Biden", person_id="biden")
+    with pytest.raises(PersonExists):
+        rec.enroll(images=[fixture_bytes("people/Joe_Biden/0002.jpg")], name="Biden", person_id="biden")
+    with pytest.raises(PersonNotFound):
+        rec.verify("nobody", fixture_bytes("people/Joe_Biden/0002.jpg"))
+    with pytest.raises(ValidationError):
+        rec.enroll(images=[fixture_bytes("people/Joe_Biden/0002.jpg")], name="x", person_id="bad id!")
+
+
+def test_verify_and_identify_decide_with_the_calibrated_thresholds(rec):
+    rec.enroll(images=[fixture_bytes("people/Rose_Leslie/0001.jpg")], name="Rose", person_id="rose")
+    verdict = rec.verify("rose", fixture_bytes("people/Rose_Leslie/0002.jpg"))
+    assert verdict.match and verdict.threshold == rec.verify_threshold
+    strict = rec.verify("rose", fixture_bytes("people/Rose_Leslie/0002.jpg"), threshold=0.999)
+    assert not strict.match and strict.similarity == pytest.approx(verdict.similarity)
+    with pytest.raises(ValidationError):  # never looser than calibrated
+        rec.verify("rose", fixture_bytes("people/Rose_Leslie/0002.jpg"), threshold=0.1)
+    found = rec.identify(fixture_bytes("people/Rose_Leslie/0002.jpg"))
+    assert found.gallery_size == 1 and found.faces[0].match.person_id == "rose"
+    assert found.threshold >= rec.verify_threshold
+    stranger = rec.identify(fixture_bytes("people/Joe_Biden/0001.jpg"))
+    assert stranger.faces[0].match is None
