@@ -1,13 +1,9 @@
 """The face store on Chroma: embedded (``PersistentClient`` in the data dir) or a ``chroma run`` server.
 
-Two collections per model id, both in cosine space:
-
-* ``faces-<model>``: one record per enrolled face: its embedding, ``person_id``, quality measures, and
-  (unless disabled) the face crop as a small base64 JPEG in the document field, so a crop lives and dies with
-  its embedding.
-* ``persons-<model>``: one record per person whose vector is the person's template (given by the
-  recognizer); name, metadata (JSON), timestamps. The document is the lower-cased name, for substring
-  search. 1:N search is one query on this collection.
+Two collections per model id, both in cosine space: ``faces-<model>`` holds one record per face (embedding,
+``person_id``, quality, and the crop as a base64 JPEG document, so a crop lives and dies with its embedding);
+``persons-<model>`` one record per person, whose vector is the template the recognizer gives (name, metadata,
+timestamps; the document is the lower-cased name, for substring search). 1:N search is one query on it.
 
 Visibility is what makes writes atomic as clients see them: a person exists once its person record exists.
 Registration writes the faces first and the person record last; deletion removes the person record first.
@@ -30,13 +26,12 @@ from typing import Any
 import numpy as np
 
 from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
-from ..errors import ConfigError, PersonExists
+from ..errors import PersonExists
 from .base import missing_person
-from .chroma_client import open_client, store_errors
+from .chroma_client import model_collection, open_client, person_collections, store_errors
 from .lock import DataDirLock
 
 log = logging.getLogger(__name__)
-SCHEMA = 1
 
 
 def _safe_name(model_id: str) -> str:
@@ -70,30 +65,12 @@ class ChromaStore:
         """The store of another model id on the same Chroma (one client per process: ``enroll reindex``)."""
         return ChromaStore(self.client, model_id, dim)
 
-    @store_errors
     def _collection(self, name: str) -> Any:
-        expected = {"model_id": self.model_id, "dim": self.dim, "schema": SCHEMA}
-        collection = self.client.get_or_create_collection(name, metadata=expected, embedding_function=None,
-                                                          configuration={"hnsw": {"space": "cosine"}})
-        found = collection.metadata or {}
-        if found.get("model_id") != self.model_id or int(found.get("dim", -1)) != self.dim:
-            raise ConfigError(
-                f"collection {name} holds {found.get('model_id')} embeddings (dim {found.get('dim')}); this "
-                f"service runs {self.model_id} (dim {self.dim}). Re-enroll with `python -m enroll reindex` or "
-                f"point data_dir/chroma_url at another store", details={"collection": name})
-        return collection
+        return model_collection(self.client, name, self.model_id, self.dim)
 
-    @store_errors
     def other_models(self) -> dict[str, int]:
         """Model ids of other models' person collections in this Chroma, with their person counts."""
-        mine = {self.persons.name, self.faces.name}
-        out = {}
-        for collection in self.client.list_collections():
-            name = getattr(collection, "name", collection)
-            if name.startswith("persons-") and name not in mine:
-                other = self.client.get_collection(name)
-                out[str((other.metadata or {}).get("model_id", name))] = other.count()
-        return out
+        return person_collections(self.client, exclude={self.persons.name})
 
     def close(self) -> None:
         if self._lock:

@@ -14,11 +14,12 @@ import chromadb
 import chromadb.errors
 import httpx
 
-from ..errors import StoreUnavailable
+from ..errors import ConfigError, StoreUnavailable
 from .lock import DataDirLock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+SCHEMA = 1
 # What a store failure looks like: the server is gone or slow, or the disk failed. Not a client's doing, and
 # not our bug either.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -60,3 +61,31 @@ def open_client(data_dir: Path, chroma_url: str = "") -> tuple[Any, DataDirLock 
     except BaseException:
         lock.release()
         raise
+
+
+@store_errors
+def model_collection(client: Any, name: str, model_id: str, dim: int) -> Any:
+    """The collection ``name`` for vectors of ``model_id``, created if new; one of another model is refused
+    (vectors of different models are not comparable)."""
+    expected = {"model_id": model_id, "dim": dim, "schema": SCHEMA}
+    collection = client.get_or_create_collection(name, metadata=expected, embedding_function=None,
+                                                 configuration={"hnsw": {"space": "cosine"}})
+    found = collection.metadata or {}
+    if found.get("model_id") != model_id or int(found.get("dim", -1)) != dim:
+        raise ConfigError(
+            f"collection {name} holds {found.get('model_id')} embeddings (dim {found.get('dim')}); this "
+            f"service runs {model_id} (dim {dim}). Re-enroll with `python -m enroll reindex` or "
+            f"point data_dir/chroma_url at another store", details={"collection": name})
+    return collection
+
+
+@store_errors
+def person_collections(client: Any, exclude: set[str]) -> dict[str, int]:
+    """{model id: person count} of every person collection but ``exclude``."""
+    out = {}
+    for collection in client.list_collections():
+        name = getattr(collection, "name", collection)
+        if name.startswith("persons-") and name not in exclude:
+            other = client.get_collection(name)
+            out[str((other.metadata or {}).get("model_id", name))] = other.count()
+    return out
