@@ -4,7 +4,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install prepare lint test run bench-lfw bench-identify bench-latency clean
+.PHONY: install prepare lint test run bench-lfw bench-identify bench-latency bench-duplicates clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-identify: prepare
 
 bench-latency: prepare
 	$(VPY) -m bench.latency
+
+bench-duplicates: prepare
+	$(VPY) -m bench.duplicates
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -47,7 +47,8 @@ def build_recognizer(settings: Settings) -> Recognizer:
     pipeline = build_pipeline(settings).prepare()
     calibration = Calibration(settings.calibration_file)
     policy = Policy(verify_threshold=settings.verify_threshold, identify_target_far=settings.identify_target_far,
-                    duplicate_policy=settings.duplicate_policy, default_top_k=settings.default_top_k,
+                    duplicate_policy=settings.duplicate_policy, add_faces_must_match=settings.add_faces_must_match,
+                    default_top_k=settings.default_top_k,
                     max_top_k=settings.max_top_k)
     if not settings.verify_threshold:  # an uncalibrated model stops the start before the store is locked
         calibration.verify_threshold(pipeline.embedder.model_id)

@@ -50,11 +50,12 @@ class Settings:
     face_margin: int = 32
 
     # --- detection ----------------------------------------------------------------------------------
+    # MTCNN's P-Net, R-Net and O-Net score thresholds.
+    detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     # MTCNN runs on a copy whose longest side is at most this; boxes are mapped back to full resolution.
     detect_max_side: int = 640
     # Smallest face MTCNN looks for, in pixels of the (possibly downscaled) detection copy.
     detect_min_face: int = 20
-    detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
 
     # --- input limits -------------------------------------------------------------------------------
     max_image_bytes: int = 15 * 1024 * 1024
@@ -80,8 +81,12 @@ class Settings:
     # Identify: the chance that a stranger is matched to *anyone* in the gallery; the threshold is derived
     # from this, the gallery size and the benchmark's impostor scores.
     identify_target_far: float = 0.01
-    # A new face that matches a different person above the verify threshold: "reject" (409) or "allow".
+    # A new face that matches a different person: "reject" (409) or "allow". Matching means above the
+    # open-set threshold for the current gallery size, as identify decides.
     duplicate_policy: str = "reject"
+    # Add-faces must match the person's template at verify's threshold (else 422 face_mismatch), so a client
+    # key cannot graft someone else's face onto an identity. An admin key may override per request.
+    add_faces_must_match: bool = True
     default_top_k: int = 5
     max_top_k: int = 50
 

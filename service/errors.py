@@ -119,6 +119,11 @@ class LowQuality(FaceProblem, code="low_quality", message="the face is not good 
     `pose_yaw`, `pose_pitch`, `pose_roll` with value and limit."""
 
 
+class FaceMismatch(FaceProblem, code="face_mismatch", message="the face does not match this person"):
+    """Add-faces with a face that does not match the person's template at verify's threshold (an admin key
+    may override with `allow_mismatch=true`)."""
+
+
 class StoreUnavailable(FaceIdError, code="store_unavailable", status=503, message="the face store is unavailable"):
     """The face store (Chroma) cannot be reached, or it failed."""
 

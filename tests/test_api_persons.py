@@ -170,3 +170,28 @@ def test_deleted_person_can_be_registered_again(client, empty_store):
     assert client.delete("/v1/persons/obama", headers=ADMIN).status_code == 200
     r = register(client, OBAMA[1], name="Barack Obama", person_id="obama")
     assert r.status_code == 201 and r.get_json()["person"]["face_count"] == 1
+
+
+def test_a_client_key_cannot_graft_another_face_onto_an_identity(client, empty_store):
+    """The takeover: someone else's photo added to obama with a client key would make them verify as obama."""
+    assert register(client, OBAMA[0], name="Barack Obama", person_id="obama").status_code == 201
+    biden = "people/Joe_Biden/0001.jpg"
+    before = client.post("/v1/verify", data=upload(biden, person_id="obama"), content_type="multipart/form-data",
+                         headers=CLIENT).get_json()
+    err = assert_error(client.post("/v1/persons/obama/faces", data=upload(biden),
+                                   content_type="multipart/form-data", headers=CLIENT), 422, "face_mismatch")
+    assert err["details"] == {"image_index": 0, "person_id": "obama"}  # no score to hill-climb on
+    assert empty_store.get_person("obama").face_count == 1
+    after = client.post("/v1/verify", data=upload(biden, person_id="obama"), content_type="multipart/form-data",
+                        headers=CLIENT).get_json()
+    assert after["similarity"] == before["similarity"] and not after["match"]
+    # the person's own new photo is still welcome
+    r = client.post("/v1/persons/obama/faces", data=upload(OBAMA[1]), content_type="multipart/form-data",
+                    headers=CLIENT)
+    assert r.status_code == 201, r.get_json()
+    # overriding is an admin's decision, made explicitly
+    assert_error(client.post("/v1/persons/obama/faces", data=upload(biden, allow_mismatch="true"),
+                             content_type="multipart/form-data", headers=CLIENT), 403, "forbidden")
+    r = client.post("/v1/persons/obama/faces", data=upload(biden, allow_mismatch="true"),
+                    content_type="multipart/form-data", headers=ADMIN)
+    assert r.status_code == 201 and r.get_json()["person"]["face_count"] == 3

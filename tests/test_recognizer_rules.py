@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from service.core.recognizer import Policy, Recognizer
+from service.core.records import NewFace
 from service.errors import DuplicateFace, FaceNotFound, PersonExists, PersonNotFound, ValidationError
 from service.store.memory import MemoryStore
 
@@ -65,3 +66,28 @@ def test_verify_and_identify_decide_with_the_calibrated_thresholds(rec):
     assert found.threshold >= rec.verify_threshold
     stranger = rec.identify(fixture_bytes("people/Joe_Biden/0001.jpg"))
     assert stranger.faces[0].match is None
+
+
+def test_duplicates_are_judged_at_the_open_set_threshold_for_the_gallery_size(rec, embed_one):
+    """A face between verify's 1:1 threshold and the open-set threshold of a large gallery is a stranger who
+    happens to look alike, not a duplicate: at verify's threshold false duplicates would grow with N."""
+    rng = np.random.default_rng(0)
+    dim = rec.pipeline.embedder.dim
+    kit = embed_one("people/Kit_Harington/0001.jpg")
+    rec.store.create_person(person_id="kit", name="Kit", metadata={}, faces=[NewFace(kit, {}, {})], template=kit)
+    small = rec.identify_threshold()[0]
+    for i in range(2000):  # a gallery of 2,001 people (random directions: nobody near Kit)
+        v = rng.normal(size=dim).astype(np.float32)
+        v /= np.linalg.norm(v)
+        rec.store.create_person(person_id=f"p{i}", name="P", metadata={}, faces=[NewFace(v, {}, {})], template=v)
+    large = rec.identify_threshold()[0]
+    assert small == pytest.approx(rec.verify_threshold) and large > rec.verify_threshold + 0.02
+    # a vector at cosine halfway between the two thresholds from Kit's template
+    cos = (rec.verify_threshold + large) / 2
+    other = rng.normal(size=dim).astype(np.float32)
+    other -= (other @ kit) * kit
+    other /= np.linalg.norm(other)
+    lookalike = (cos * kit + np.sqrt(1 - cos ** 2) * other).astype(np.float32)
+    rec.check_duplicates([NewFace(lookalike, {}, {})], None)  # not a duplicate in a gallery this size
+    with pytest.raises(DuplicateFace):
+        rec.check_duplicates([NewFace(kit, {}, {})], None)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DuplicateFace, FaceNotFound, PersonExists, PersonNotFound, ValidationError
+from ..errors import DuplicateFace, FaceMismatch, FaceNotFound, PersonExists, PersonNotFound, ValidationError
 from ..store.base import FaceStore
 from .calibration import Calibration
 from .pipeline import FacePipeline
@@ -31,6 +31,7 @@ class Policy:
     verify_threshold: float = 0.0  # 0: the calibrated one
     identify_target_far: float = 0.01
     duplicate_policy: str = "reject"
+    add_faces_must_match: bool = True
     default_top_k: int = 5
     max_top_k: int = 50
 
@@ -73,12 +74,16 @@ class Recognizer:
 
     # --- enrollment -----------------------------------------------------------------------------------
 
-    def _check_duplicates(self, faces: Sequence[NewFace], person_id: str | None) -> None:
+    def check_duplicates(self, faces: Sequence[NewFace], person_id: str | None) -> None:
+        """Refuse a face that already belongs to someone else. "Belongs" is the question identify answers,
+        so it is asked at identify's open-set threshold for the current gallery size: at verify's 1:1
+        threshold, false duplicates would grow with the gallery (about 1 in 4 new people at 1,000)."""
         if self.policy.duplicate_policy == "allow":
             return
+        threshold = self.identify_threshold()[0]
         for i, face in enumerate(faces):
             hits = self.store.nearest_persons(face.embedding, 1, exclude=person_id)
-            if hits and hits[0].similarity >= self.verify_threshold:
+            if hits and hits[0].similarity >= threshold:
                 other = hits[0]
                 log.info("decision", extra={"op": "enroll", "decision": "duplicate_face",
                                             "other_person_id": other.person_id,
@@ -97,17 +102,30 @@ class Recognizer:
         if self.store.get_person(person_id) is not None:  # before any image work; the store re-checks
             raise PersonExists(f"a person with id {person_id!r} already exists", details={"person_id": person_id})
         faces = [self.pipeline.enrollment_face(data, i) for i, data in enumerate(images)]
-        self._check_duplicates(faces, None)
+        self.check_duplicates(faces, None)
         person, stored = self.store.create_person(person_id=person_id, name=name, metadata=metadata or {},
                                                   faces=faces, template=template([f.embedding for f in faces]))
         log.info("decision", extra={"op": "enroll", "decision": "registered", "person_id": person_id,
                                     "faces": len(stored)})
         return person, stored
 
-    def add_faces(self, person_id: str, images: Sequence[bytes]) -> tuple[Person, list[StoredFace]]:
+    def add_faces(self, person_id: str, images: Sequence[bytes], *,
+                  allow_mismatch: bool = False) -> tuple[Person, list[StoredFace]]:
+        """More faces for a person. Each must match the person as verify would (unless the policy or an
+        admin's ``allow_mismatch`` says otherwise): else one stolen client key could turn an identity into
+        someone else's, one added face at a time."""
         self.require_person(person_id)
         faces = [self.pipeline.enrollment_face(data, i) for i, data in enumerate(images)]
-        self._check_duplicates(faces, person_id)
+        if self.policy.add_faces_must_match and not allow_mismatch:
+            reference = self.store.template_of(person_id)
+            for i, face in enumerate(faces):
+                similarity = float(reference @ face.embedding)
+                if similarity < self.verify_threshold:
+                    log.info("decision", extra={"op": "add_faces", "decision": "face_mismatch",
+                                                "person_id": person_id, "similarity": round(similarity, 4)})
+                    raise FaceMismatch(f"image {i} does not match person {person_id!r}",
+                                       details={"image_index": i, "person_id": person_id})
+        self.check_duplicates(faces, person_id)
         with self._writes:
             stored = self.store.add_faces(person_id, faces)
             person = self._refresh_template(person_id)

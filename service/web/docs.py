@@ -69,7 +69,12 @@ def openapi_spec() -> dict[str, Any]:
             "delete": _op("Erase the person with every face, crop and embedding", "admin", None,
                           {200: "deleted", 404: "person_not_found"}, params=[pid])},
         "/v1/persons/{person_id}/faces": {
-            "post": {**_op("Add faces to a person", "client", {}, {201: "added", 404: "person_not_found", **err},
+            "post": {**_op("Add faces to a person: each must match them (else 422 face_mismatch)", "client",
+                           {"allow_mismatch": {"type": "boolean",
+                                               "description": "admin keys only: add a face that does not match"}},
+                           {201: "added", 403: "forbidden (allow_mismatch with a client key)",
+                            404: "person_not_found", 409: "duplicate_face",
+                            **err, 422: "no_face / multiple_faces / low_quality / face_mismatch"},
                            multi=True), "parameters": [pid]}},
         "/v1/persons/{person_id}/faces/{face_id}": {
             "delete": _op("Delete one face", "admin", None, {200: "deleted", 404: "face_not_found"},

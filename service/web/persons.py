@@ -4,9 +4,9 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
-from ..errors import ValidationError
+from ..errors import Forbidden, ValidationError
 from . import fields, inputs, schemas
 from .auth import require
 from .context import get_recognizer, get_settings
@@ -32,7 +32,11 @@ def register() -> tuple[Response, int]:
 @require("client")
 def add_faces(person_id: str) -> tuple[Response, int]:
     images = inputs.images(at_most=get_settings().max_images_per_request)
-    person, faces = get_recognizer().add_faces(person_id, images)
+    allow_mismatch = fields.boolean(inputs.fields(), "allow_mismatch")
+    if allow_mismatch and g.scope != "admin":
+        raise Forbidden("only an admin key may add a face that does not match the person",
+                        details={"required_scope": "admin", "field": "allow_mismatch"})
+    person, faces = get_recognizer().add_faces(person_id, images, allow_mismatch=allow_mismatch)
     return jsonify(schemas.person_with_faces(person, faces)), 201
 
 
