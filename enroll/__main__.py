@@ -2,6 +2,9 @@
 
     python -m enroll import PHOTOS_DIR      # one sub-folder per person: folder name = person id and name
     python -m enroll reindex --from MODEL   # re-embed stored face crops of another model id with the current one
+    python -m enroll migrate                # move a data dir of the Chroma-only format into the records database
+    python -m enroll repair                 # make the vector index match the records (also done at every start)
+    python -m enroll rebuild-index          # drop the vector index and rebuild it from the records
 
 With the embedded store, stop the service first: the data dir is locked by one process at a time.
 Each person is all-or-nothing, exactly like POST /v1/persons; failures are reported and the run goes on.
@@ -14,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.compose import build_pipeline, build_recognizer, open_store
+from service.compose import build_pipeline, build_recognizer, migrate, open_store
 from service.config import load_settings
 from service.core.recognizer import Recognizer
 from service.core.reindex import reindex
@@ -58,8 +61,8 @@ def cmd_reindex(source_model: str, source_dim: int | None) -> int:
     settings = load_settings()
     pipeline = build_pipeline(settings).prepare()
     dim = source_dim or embedding_dim(settings, source_model)
-    # One client for both stores: the data dir lock allows one per process. The source store is opened
-    # without the one-model check: it still holds another model's people, which is the point.
+    # One database and index client for both stores: the data dir lock allows one per process. The source
+    # store is opened without the one-model check: it still holds another model's people, which is the point.
     source = open_store(settings, source_model, dim, only_model=False)
     try:
         target = source.for_model(pipeline.embedder.model_id, pipeline.embedder.dim)
@@ -75,6 +78,27 @@ def cmd_reindex(source_model: str, source_dim: int | None) -> int:
     return 0
 
 
+def cmd_migrate() -> int:
+    """Move every model's people from the Chroma-only format into the records database and the index."""
+    settings = load_settings()
+    moved = migrate(settings, _print)
+    print(json.dumps({"migrated": moved}), file=sys.stderr)
+    return 0
+
+
+def cmd_repair(rebuild: bool) -> int:
+    settings = load_settings()
+    model_id = settings.model
+    store = open_store(settings, model_id, embedding_dim(settings, model_id), reconcile=False)
+    try:
+        if rebuild:
+            store.index = store.index.rebuilt()
+        print(json.dumps({"model": model_id, **store.reconcile()}))
+    finally:
+        store.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m enroll", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,10 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     p_reindex.add_argument("--from", dest="source", required=True, help="the model id the store was built with")
     p_reindex.add_argument("--dim", type=int, default=None,
                            help="that model's embedding size (default: known from the model id)")
+    sub.add_parser("migrate", help="move a Chroma-only data dir into the records database")
+    sub.add_parser("repair", help="make the vector index match the records")
+    sub.add_parser("rebuild-index", help="rebuild the vector index from the records")
     args = parser.parse_args(argv)
     try:
         if args.command == "reindex":
             return cmd_reindex(args.source, args.dim)
+        if args.command == "migrate":
+            return cmd_migrate()
+        if args.command in ("repair", "rebuild-index"):
+            return cmd_repair(rebuild=args.command == "rebuild-index")
         if not args.folder.is_dir():
             parser.error(f"{args.folder} is not a folder")
         recognizer = build_recognizer(load_settings())

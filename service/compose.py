@@ -2,13 +2,24 @@
 and ``service.prepare`` all build through here, so they run the same pipeline on the same store."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
 from .config import Settings
 from .core.calibration import Calibration
 from .core.pipeline import FacePipeline, ImageLimits
 from .core.quality import QualityLimits
 from .core.recognizer import Policy, Recognizer
 from .errors import ConfigError
-from .store.chroma import ChromaStore
+from .store.chroma_client import open_client
+from .store.chroma_index import PersonIndex
+from .store.database import open_database
+from .store.legacy import migrate_chroma_only
+from .store.records import RecordsStore
+from .store.schema import persons
 from .vision.crops import OpenCvCrops
 from .vision.detector import FaceDetector
 from .vision.embedders.registry import create_embedder
@@ -26,19 +37,66 @@ def build_pipeline(settings: Settings, model_id: str | None = None) -> FacePipel
                         quality=quality, keep_crops=settings.store_face_crops)
 
 
-def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True) -> ChromaStore:
-    """The store of ``model_id``. With ``only_model``, a store that also holds people enrolled with another
-    model id is refused: vectors of different models are not comparable, and silently serving an empty
-    gallery would lose everyone (``enroll reindex`` moves them)."""
-    store = ChromaStore.open(model_id=model_id, dim=dim, data_dir=settings.data_dir, chroma_url=settings.chroma_url)
-    others = {m: n for m, n in store.other_models().items() if n} if only_model else {}
-    if others:
-        store.close()
-        other = next(iter(others))
-        raise ConfigError(f"this store holds persons enrolled with {other}; the service is configured for "
-                          f"{model_id}. Re-enroll (python -m enroll reindex) or configure the original model",
-                          details={"model_id": other})
+def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True,
+               reconcile: bool = True) -> RecordsStore:
+    """The store of ``model_id``: records in SQL, templates in the Chroma index, reconciled. With
+    ``only_model``, a database that also holds people enrolled with another model id is refused: vectors of
+    different models are not comparable, and silently serving an empty gallery would lose everyone (``enroll
+    reindex`` moves them). A data dir written before records moved to SQL is refused until ``enroll migrate``
+    has moved it."""
+    engine = open_database(settings.database_url, settings.data_dir)
+    try:
+        client, lock = open_client(settings.data_dir, settings.chroma_url)
+    except BaseException:
+        engine.dispose()
+        raise
+    closers = [engine.dispose] + ([lock.release] if lock else [])
+    try:
+        _refuse_unmigrated(client, engine, model_id)
+        if only_model:
+            _refuse_other_models(engine, model_id)
+        store = RecordsStore(engine, PersonIndex(client, model_id, dim), model_id, dim, closers=closers)
+    except BaseException:
+        for close in closers:
+            close()
+        raise
+    if reconcile:
+        store.reconcile()
     return store
+
+
+def migrate(settings: Settings, report: Callable[[dict[str, Any]], None]) -> int:
+    """``enroll migrate``: the Chroma-only format of the data dir (or Chroma server) moved into the records
+    database and the index."""
+    engine = open_database(settings.database_url, settings.data_dir)
+    try:
+        client, lock = open_client(settings.data_dir, settings.chroma_url)
+        try:
+            return migrate_chroma_only(client, engine, report)
+        finally:
+            if lock:
+                lock.release()
+    finally:
+        engine.dispose()
+
+
+def _refuse_other_models(engine: Engine, model_id: str) -> None:
+    with engine.connect() as db:
+        other = db.execute(select(persons.c.model_id, func.count()).where(persons.c.model_id != model_id)
+                           .group_by(persons.c.model_id)).first()
+    if other is not None:
+        raise ConfigError(f"this store holds persons enrolled with {other[0]}; the service is configured for "
+                          f"{model_id}. Re-enroll (python -m enroll reindex) or configure the original model",
+                          details={"model_id": other[0]})
+
+
+def _refuse_unmigrated(client: Any, engine: Engine, model_id: str) -> None:
+    names = {getattr(c, "name", c) for c in client.list_collections()}
+    legacy = [n for n in names if n.startswith(("faces-", "persons-"))]
+    if legacy:
+        raise ConfigError(f"the store holds records in the old format (Chroma collections {', '.join(sorted(legacy))});"
+                          f" stop the service and run `python -m enroll migrate` to move them into the records "
+                          f"database", details={"collections": sorted(legacy), "model_id": model_id})
 
 
 def build_recognizer(settings: Settings) -> Recognizer:

@@ -70,6 +70,9 @@ class Settings:
     # Empty: embedded Chroma in <data_dir>/chroma (one process). Else a Chroma server, e.g.
     # http://127.0.0.1:8001, shared by several service instances.
     chroma_url: str = ""
+    # The records database (persons, faces, embeddings, crops). Empty: SQLite in <data_dir>/records.sqlite3
+    # (one host). For several workers or hosts: PostgreSQL, e.g. postgresql+psycopg://user:pw@host/faceid.
+    database_url: str = ""
     # Keep a small aligned JPEG of each enrolled face (admin thumbnails, re-embedding after a model change).
     store_face_crops: bool = True
 
@@ -201,8 +204,8 @@ def _validate(s: Settings) -> None:
     need(s.embed_threads >= 0 and s.detect_threads >= 0, "embed_threads", "must be >= 0")
     need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
     need(1 <= s.threads <= 64, "threads", "1..64")
-    need(s.workers == 1 or (s.workers > 1 and bool(s.chroma_url)), "workers",
-         "the embedded store allows one worker process; set chroma_url to run more")
+    need(s.workers == 1 or (s.workers > 1 and bool(s.chroma_url) and bool(s.database_url)), "workers",
+         "the embedded store allows one worker process; set chroma_url and database_url to run more")
     need(0 < s.identify_target_far < 1, "identify_target_far", "a probability in (0, 1)")
     need(0 <= s.verify_threshold < 1, "verify_threshold", "a cosine similarity in [0, 1); 0 = calibrated")
     need(s.duplicate_policy in ("reject", "allow"), "duplicate_policy", "reject or allow")

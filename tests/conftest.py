@@ -153,3 +153,52 @@ def shared_chroma_server(tmp_path_factory):
     url, proc = start_chroma_server(tmp_path_factory.mktemp("chroma-server"))
     yield url
     stop(proc)
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL server binaries are missing: `make test` installs them (apt-get install postgresql)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (Debian's binaries) on a temp dir and a free loopback port, for the session;
+    yields a function that creates a fresh database and returns its URL. initdb refuses to run as root, so
+    as root the server runs as the `postgres` system user."""
+    import os
+    import shutil
+    import tempfile
+
+    bin_dir = _postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="faceid-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port()
+
+    def run(*args: str) -> None:
+        subprocess.run(as_user + list(args), check=True, capture_output=True, timeout=120)
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "faceid", "--auth=trust", "-E", "UTF8")
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "start",
+        "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off")
+    names = iter(range(1_000_000))
+
+    def new_database() -> str:
+        name = f"faceid{next(names)}"
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "faceid", name)
+        return f"postgresql+psycopg://faceid@127.0.0.1:{port}/{name}"
+    try:
+        yield new_database
+    finally:
+        subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture()
+def postgres_url(postgres_server):
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return postgres_server()

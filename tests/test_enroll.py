@@ -2,10 +2,16 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 from enroll.__main__ import main
+from service.compose import open_store
+from service.config import replace
+from service.core.records import NewFace
+from service.core.vectors import template
+from service.errors import ConfigError
 from service.store.chroma import ChromaStore
 from service.vision.weights.facenet import facenet_graph_path, load_facenet_graph
 
@@ -21,7 +27,7 @@ def store(tmp_path, settings, monkeypatch):
     return data_dir
 
 
-def test_import_then_reindex(store, recognizer, tmp_path, monkeypatch, capsys):
+def test_import_then_reindex(store, recognizer, settings, tmp_path, monkeypatch, capsys):
     photos = tmp_path / "photos"
     for person, files in {"Kit_Harington": ["0001.jpg", "0002.jpg"], "Joe_Biden": ["0001.jpg"],
                           "Nobody": []}.items():
@@ -51,20 +57,20 @@ def test_import_then_reindex(store, recognizer, tmp_path, monkeypatch, capsys):
     assert main(["reindex", "--from", source.model_id]) == 0  # its dimension follows from the id
     out = capsys.readouterr().out
     assert "skipped" not in out  # every stored crop was found and re-aligned
-    target = ChromaStore.open(model_id="facenet-copy", dim=512, data_dir=store)
+    # Everyone moved, so the old model's records and vectors are gone and the service starts on this store.
+    target = open_store(replace(settings, data_dir=store), "facenet-copy", 512)
     try:
         kit = target.get_person("Kit_Harington")
         assert kit is not None and kit.face_count == 2 and kit.name == "Kit Harington"
         assert target.person_count() == 2
-        # Everyone moved, so the old model's vectors are gone and the service may start on this store.
-        names = {getattr(c, "name", c) for c in target.client.list_collections()}
-        assert names == {"persons-facenet-copy", "faces-facenet-copy"}
-        assert target.other_models() == {}
+        names = {getattr(c, "name", c) for c in target.index.client.list_collections()}
+        assert names == {"index-facenet-copy"}
     finally:
         target.close()
 
 
-def test_reindex_keeps_the_old_store_when_someone_cannot_move(store, recognizer, tmp_path, monkeypatch, capsys):
+def test_reindex_keeps_the_old_store_when_someone_cannot_move(store, recognizer, settings, tmp_path, monkeypatch,
+                                                              capsys):
     photos = tmp_path / "photos" / "Joe_Biden"
     photos.mkdir(parents=True)
     shutil.copy(FIXTURES / "people" / "Joe_Biden" / "0001.jpg", photos / "0001.jpg")
@@ -74,8 +80,58 @@ def test_reindex_keeps_the_old_store_when_someone_cannot_move(store, recognizer,
     assert main(["reindex", "--from", recognizer.pipeline.embedder.model_id]) == 1
     err = capsys.readouterr().err
     assert '"without_crops": 1' in err and '"source_dropped": false' in err
-    old = ChromaStore.open(model_id=recognizer.model_id, dim=recognizer.pipeline.embedder.dim, data_dir=store)
+    old = open_store(replace(settings, data_dir=store), recognizer.model_id, recognizer.pipeline.embedder.dim,
+                     only_model=False)
     try:
         assert old.get_person("Joe_Biden") is not None  # still there, not lost
     finally:
         old.close()
+
+
+def test_migrate_moves_a_chroma_only_data_dir_into_the_records(store, recognizer, settings, embed_one, capsys):
+    """A data dir written by the previous version: the service refuses it until `enroll migrate` has moved
+    every person, face, crop and timestamp; then it serves them, and the old collections are gone."""
+    model_id, dim = recognizer.model_id, recognizer.pipeline.embedder.dim
+    kit, rose = embed_one("people/Kit_Harington/0001.jpg"), embed_one("people/Rose_Leslie/0001.jpg")
+    old = ChromaStore.open(model_id=model_id, dim=dim, data_dir=store)
+    person, _ = old.create_person(person_id="kit", name="Kit", metadata={"a": 1}, template=template([kit]),
+                                  faces=[NewFace(kit, {"x": 1.0}, {"size": 90.0}, crop_jpeg=b"\xff\xd8crop")])
+    old.create_person(person_id="rose", name="Rose", metadata={}, faces=[NewFace(rose, {}, {})], template=rose)
+    old.close()
+    with pytest.raises(ConfigError, match="enroll migrate"):
+        open_store(replace(settings, data_dir=store), model_id, dim)
+    assert main(["migrate"]) == 0
+    assert '"migrated": 2' in capsys.readouterr().err
+    assert main(["migrate"]) == 0  # nothing left to move, nothing lost
+    new = open_store(replace(settings, data_dir=store), model_id, dim)
+    try:
+        moved = new.get_person("kit")
+        assert moved.metadata == {"a": 1} and moved.face_count == 1 and moved.created_at == person.created_at
+        (face,) = new.faces_of("kit", embeddings=True)
+        assert np.allclose(face.embedding, kit) and new.face_crop("kit", face.id) == b"\xff\xd8crop"
+        assert [c.person_id for c in new.nearest_persons(rose, 1)] == ["rose"]
+        assert {getattr(c, "name", c) for c in new.index.client.list_collections()} == {
+            f"index-{model_id.replace(':', '-').replace('+', '-')}"}
+    finally:
+        new.close()
+
+
+def test_repair_and_rebuild_make_the_index_match_the_records(store, recognizer, settings, embed_one, capsys):
+    model_id, dim = recognizer.model_id, recognizer.pipeline.embedder.dim
+    kit = embed_one("people/Kit_Harington/0001.jpg")
+    s = open_store(replace(settings, data_dir=store), model_id, dim)
+    s.create_person(person_id="kit", name="Kit", metadata={}, faces=[NewFace(kit, {}, {})], template=kit)
+    s.index.delete(["kit"])                           # as if killed between the commit and the index write
+    s.index.upsert("ghost", kit, "2026-01-01T00:00:00Z")  # as if killed after a delete's commit
+    assert [c.person_id for c in s.nearest_persons(kit, 5)] == []  # a ghost is never returned
+    s.close()
+    assert main(["repair"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"model": model_id, "added": 1, "refreshed": 0, "removed": 1}
+    assert main(["rebuild-index"]) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 1
+    s = open_store(replace(settings, data_dir=store), model_id, dim)
+    try:
+        assert [c.person_id for c in s.nearest_persons(kit, 5)] == ["kit"]
+        assert s.reconcile() == {"added": 0, "refreshed": 0, "removed": 0}
+    finally:
+        s.close()

@@ -1,11 +1,14 @@
-"""One contract, every store: the in-memory store, embedded Chroma and a real `chroma run` server must behave
-alike (store/base.py states the contract). Real embeddings of real photos."""
+"""One contract, every store (store/base.py states it): the records store on SQLite with an embedded Chroma
+index and on a real PostgreSQL with a real `chroma run` server as the index, the in-memory store, and the
+Chroma-only store of the previous format (read by `enroll migrate`). Real embeddings of real photos."""
 import itertools
 import threading
 
 import numpy as np
 import pytest
 
+from service.compose import open_store
+from service.config import replace
 from service.core.records import NewFace
 from service.core.vectors import template
 from service.errors import PersonExists, PersonNotFound
@@ -22,16 +25,19 @@ def vectors(embed_one):
         "biden": "people/Joe_Biden/0001.jpg", "kit": "people/Kit_Harington/0001.jpg"}.items()}
 
 
-@pytest.fixture(params=["memory", "chroma-embedded", "chroma-server"])
-def store(request, tmp_path, recognizer):
+@pytest.fixture(params=["records-sqlite", "records-postgres", "memory", "chroma-only"])
+def store(request, tmp_path, recognizer, settings):
     dim = recognizer.pipeline.embedder.dim
     if request.param == "memory":
         s = MemoryStore("contract", dim)
-    elif request.param == "chroma-embedded":
+    elif request.param == "chroma-only":
         s = ChromaStore.open(model_id="contract", dim=dim, data_dir=tmp_path)
-    else:  # a fresh model id per test keeps tests apart on the one server
-        s = ChromaStore.open(model_id=f"contract-{next(_names)}", dim=dim, data_dir=tmp_path,
-                             chroma_url=request.getfixturevalue("shared_chroma_server"))
+    elif request.param == "records-sqlite":
+        s = open_store(replace(settings, data_dir=tmp_path), "contract", dim)
+    else:  # a fresh database; one index server for the session, a fresh model id per test
+        s = open_store(replace(settings, data_dir=tmp_path, chroma_url=request.getfixturevalue("shared_chroma_server"),
+                               database_url=request.getfixturevalue("postgres_url")),
+                       f"contract-{next(_names)}", dim)
     yield s
     s.close()
 
@@ -138,11 +144,9 @@ def test_list_pages_search_and_total(store, vectors):
 def test_drop_erases_everything(store, vectors):
     create(store, "kit", vectors["kit"])
     store.drop()
-    if isinstance(store, MemoryStore):
-        assert store.person_count() == 0
-    else:  # a dropped Chroma store is gone: reopen it to look
-        again = ChromaStore(store.client, store.model_id, store.dim)
-        assert again.person_count() == 0 and again.face_count() == 0
+    if isinstance(store, ChromaStore):  # a dropped Chroma store is gone: reopen it to look
+        store = ChromaStore(store.client, store.model_id, store.dim)
+    assert store.person_count() == 0 and store.face_count() == 0 and store.get_person("kit") is None
 
 
 def test_concurrent_creates_of_one_id_give_one_person(store, vectors):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,10 @@ import numpy as np
 from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
 from .base import missing_person
-from .chroma_client import model_collection, open_client, person_collections, store_errors
+from .chroma_client import model_collection, open_client, person_collections, safe_name, store_errors
 from .lock import DataDirLock
 
 log = logging.getLogger(__name__)
-
-
-def _safe_name(model_id: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9._-]", "-", model_id).strip("-._") or "model"
 
 
 class ChromaStore:
@@ -47,7 +42,7 @@ class ChromaStore:
         self.dim = dim
         self._lock = lock
         self._write_lock = threading.RLock()  # serialises this process's writes (exists-check, then add)
-        name = _safe_name(model_id)
+        name = safe_name(model_id)
         self.persons = self._collection(f"persons-{name}")
         self.faces = self._collection(f"faces-{name}")
 

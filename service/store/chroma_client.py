@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,11 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     httpx.TransportError, httpx.HTTPStatusError, OSError, sqlite3.OperationalError, sqlite3.DatabaseError,
     chromadb.errors.InternalError, chromadb.errors.ChromaAuthError, chromadb.errors.RateLimitError,
     chromadb.errors.QuotaError)
+
+
+def safe_name(model_id: str) -> str:
+    """A model id as a Chroma collection name part."""
+    return re.sub(r"[^a-zA-Z0-9._-]", "-", model_id).strip("-._") or "model"
 
 
 def store_errors(fn: Callable[..., T]) -> Callable[..., T]:

@@ -1,0 +1,48 @@
+"""The records tables: persons and faces of every model id, with the embeddings and crops themselves, so the
+vector index can always be rebuilt from them. Changed only through an Alembic migration
+(``store/migrations``); the service upgrades the schema at start."""
+from __future__ import annotations
+
+from sqlalchemy import (
+                        Column,
+                        ForeignKeyConstraint,
+                        Index,
+                        LargeBinary,
+                        MetaData,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        Text,
+)
+
+metadata = MetaData()
+
+persons = Table(
+    "persons", metadata,
+    Column("model_id", String(200), nullable=False),
+    Column("id", String(128), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("name_key", String(200), nullable=False),  # lower-cased name, for search
+    Column("metadata", Text, nullable=False),         # JSON object
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Column("template", LargeBinary, nullable=False),  # float32, the renormalised mean of the faces
+    PrimaryKeyConstraint("model_id", "id", name="pk_persons"),
+)
+Index("ix_persons_name_key", persons.c.model_id, persons.c.name_key)
+
+faces = Table(
+    "faces", metadata,
+    Column("id", String(64), nullable=False),
+    Column("model_id", String(200), nullable=False),
+    Column("person_id", String(128), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("box", Text, nullable=False),              # JSON
+    Column("quality", Text, nullable=False),          # JSON
+    Column("embedding", LargeBinary, nullable=False),  # float32
+    Column("crop", LargeBinary, nullable=True),       # JPEG
+    PrimaryKeyConstraint("id", name="pk_faces"),
+    ForeignKeyConstraint(["model_id", "person_id"], ["persons.model_id", "persons.id"], ondelete="CASCADE",
+                         name="fk_faces_person"),
+)
+Index("ix_faces_person", faces.c.model_id, faces.c.person_id)
