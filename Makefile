@@ -4,7 +4,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install prepare lint test run bench-lfw bench-identify bench-latency bench-duplicates clean
+.PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-duplicates clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m venv $(VENV)
@@ -18,11 +18,18 @@ install: $(STAMP)
 prepare: install
 	$(VPY) -m service.prepare
 
+# The tests start a real PostgreSQL from Debian's server binaries (never a system service): installed here
+# when missing and we are root, else the one command to run is named.
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else echo "PostgreSQL's server binaries are missing: run  sudo apt-get install -y postgresql" >&2; exit 1; fi; }
+
 lint: install
 	$(VENV)/bin/ruff check service enroll bench tests
 	$(VENV)/bin/mypy
 
-test: prepare lint
+test: system-deps prepare lint
 	$(VPY) -m pytest -q
 
 run: prepare

@@ -55,7 +55,8 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
         _refuse_unmigrated(client, engine, model_id)
         if only_model:
             _refuse_other_models(engine, model_id)
-        store = RecordsStore(engine, PersonIndex(client, model_id, dim), model_id, dim, closers=closers)
+        store = RecordsStore(engine, PersonIndex(client, model_id, dim), model_id, dim,
+                             lock_file=settings.data_dir / "registration.lock", closers=closers)
     except BaseException:
         for close in closers:
             close()
@@ -72,7 +73,7 @@ def migrate(settings: Settings, report: Callable[[dict[str, Any]], None]) -> int
     try:
         client, lock = open_client(settings.data_dir, settings.chroma_url)
         try:
-            return migrate_chroma_only(client, engine, report)
+            return migrate_chroma_only(client, engine, settings.data_dir / "registration.lock", report)
         finally:
             if lock:
                 lock.release()

@@ -102,9 +102,10 @@ class Recognizer:
         if self.store.get_person(person_id) is not None:  # before any image work; the store re-checks
             raise PersonExists(f"a person with id {person_id!r} already exists", details={"person_id": person_id})
         faces = [self.pipeline.enrollment_face(data, i) for i, data in enumerate(images)]
-        self.check_duplicates(faces, None)
-        person, stored = self.store.create_person(person_id=person_id, name=name, metadata=metadata or {},
-                                                  faces=faces, template=template([f.embedding for f in faces]))
+        with self.store.registration_lock():  # check and write as one step, on every worker
+            self.check_duplicates(faces, None)
+            person, stored = self.store.create_person(person_id=person_id, name=name, metadata=metadata or {},
+                                                      faces=faces, template=template([f.embedding for f in faces]))
         log.info("decision", extra={"op": "enroll", "decision": "registered", "person_id": person_id,
                                     "faces": len(stored)})
         return person, stored
@@ -125,8 +126,8 @@ class Recognizer:
                                                 "person_id": person_id, "similarity": round(similarity, 4)})
                     raise FaceMismatch(f"image {i} does not match person {person_id!r}",
                                        details={"image_index": i, "person_id": person_id})
-        self.check_duplicates(faces, person_id)
-        with self._writes:
+        with self.store.registration_lock(), self._writes:
+            self.check_duplicates(faces, person_id)
             stored = self.store.add_faces(person_id, faces)
             person = self._refresh_template(person_id)
         log.info("decision", extra={"op": "add_faces", "decision": "added", "person_id": person_id,

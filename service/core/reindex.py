@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..store.base import FaceStore
+from ..store.base import FaceStore, every_person
 from .pipeline import FacePipeline
 from .records import NewFace
 from .vectors import template
@@ -25,32 +25,26 @@ def reindex(pipeline: FacePipeline, source: FaceStore, target: FaceStore,
     when everyone moved: its vectors are biometric data nobody uses any more, and while they exist the service
     refuses to start (a store holding another model's people)."""
     result = ReindexResult()
-    offset = 0
-    while True:
-        people, _ = source.list_persons(limit=100, offset=offset)
-        if not people:
-            break
-        offset += len(people)
-        for person in people:
-            faces = []
-            for stored in source.faces_of(person.id):
-                crop = source.face_crop(person.id, stored.id)
-                if crop is None:
-                    continue
-                embedding = pipeline.reembed_crop(crop)
-                if embedding is None:
-                    report({"person_id": person.id, "face_id": stored.id, "status": "skipped",
-                            "why": "no face found again in the stored crop"})
-                    continue
-                faces.append(NewFace(embedding=embedding, box=stored.box, quality=stored.quality, crop_jpeg=crop))
-            if not faces or target.get_person(person.id) is not None:
-                result.without_crops += not faces
-                report({"person_id": person.id, "status": "skipped",
-                        "why": "no stored crops" if not faces else "already in target"})
+    for person in every_person(source):
+        faces = []
+        for stored in source.faces_of(person.id):
+            crop = source.face_crop(person.id, stored.id)
+            if crop is None:
                 continue
-            target.create_person(person_id=person.id, name=person.name, metadata=person.metadata, faces=faces,
-                                 template=template([f.embedding for f in faces]))
-            result.moved += 1
+            embedding = pipeline.reembed_crop(crop)
+            if embedding is None:
+                report({"person_id": person.id, "face_id": stored.id, "status": "skipped",
+                        "why": "no face found again in the stored crop"})
+                continue
+            faces.append(NewFace(embedding=embedding, box=stored.box, quality=stored.quality, crop_jpeg=crop))
+        if not faces or target.get_person(person.id) is not None:
+            result.without_crops += not faces
+            report({"person_id": person.id, "status": "skipped",
+                    "why": "no stored crops" if not faces else "already in target"})
+            continue
+        target.create_person(person_id=person.id, name=person.name, metadata=person.metadata, faces=faces,
+                             template=template([f.embedding for f in faces]))
+        result.moved += 1
     if result.without_crops == 0:
         source.drop()
         result.source_dropped = True

@@ -17,12 +17,18 @@ What every implementation guarantees (the contract suite checks it):
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from ..core.records import Candidate, NewFace, Person, StoredFace
-from ..errors import PersonNotFound
+from ..errors import PersonNotFound, StoreUnavailable
+
+T = TypeVar("T")
 
 
 class FaceStore(Protocol):
@@ -73,8 +79,40 @@ class FaceStore(Protocol):
         """Erase this model id's whole store."""
         ...
 
+    def registration_lock(self) -> AbstractContextManager[Any]:
+        """Held while a registration checks for duplicates and writes: one registration at a time on every
+        worker and host that shares this store, so one face cannot be enrolled under two ids at once."""
+        ...
+
     def close(self) -> None: ...
 
 
 def missing_person(person_id: str) -> PersonNotFound:
     return PersonNotFound(f"no person with id {person_id!r}", details={"person_id": person_id})
+
+
+def every_person(store: FaceStore, page: int = 100) -> Iterator[Person]:
+    """Every person of ``store``, a page at a time (for bulk moves; the store must not change meanwhile)."""
+    offset = 0
+    while True:
+        people, _ = store.list_persons(limit=page, offset=offset)
+        if not people:
+            return
+        offset += len(people)
+        yield from people
+
+
+def unavailable_on(failures: tuple[type[BaseException], ...],
+                   log: logging.Logger) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """A decorator mapping exactly ``failures`` (a backend that is down, slow or out of disk) to
+    ``StoreUnavailable`` (503); every other exception is a bug and propagates unchanged."""
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            try:
+                return fn(*args, **kwargs)
+            except failures as exc:
+                log.error("store call failed", extra={"op": fn.__name__, "error": type(exc).__name__})
+                raise StoreUnavailable(details={"op": fn.__name__}) from exc
+        return wrapper
+    return decorate

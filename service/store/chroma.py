@@ -19,6 +19,7 @@ import base64
 import json
 import logging
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,10 @@ class ChromaStore:
     def other_models(self) -> dict[str, int]:
         """Model ids of other models' person collections in this Chroma, with their person counts."""
         return person_collections(self.client, exclude={self.persons.name})
+
+    def registration_lock(self) -> AbstractContextManager[Any]:
+        """Only within this process: the Chroma-only format has no way to serialise across processes."""
+        return self._write_lock
 
     def close(self) -> None:
         if self._lock:

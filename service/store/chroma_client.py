@@ -1,12 +1,10 @@
 """Connecting to Chroma, and the one mapping of its failures onto ``StoreUnavailable``."""
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -16,6 +14,7 @@ import chromadb.errors
 import httpx
 
 from ..errors import ConfigError, StoreUnavailable
+from .base import unavailable_on
 from .lock import DataDirLock
 
 log = logging.getLogger(__name__)
@@ -34,15 +33,7 @@ def safe_name(model_id: str) -> str:
     return re.sub(r"[^a-zA-Z0-9._-]", "-", model_id).strip("-._") or "model"
 
 
-def store_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except _UNAVAILABLE as exc:
-            log.error("store call failed", extra={"op": fn.__name__, "error": f"{type(exc).__name__}: {exc}"})
-            raise StoreUnavailable(details={"op": fn.__name__}) from exc
-    return wrapper
+store_errors = unavailable_on(_UNAVAILABLE, log)
 
 
 def open_client(data_dir: Path, chroma_url: str = "") -> tuple[Any, DataDirLock | None]:

@@ -16,6 +16,11 @@ class PersonIndex:
         self.collection = model_collection(client, self.name, model_id, dim)
 
     @store_errors
+    def heartbeat(self) -> bool:
+        self.collection.count()
+        return True
+
+    @store_errors
     def upsert(self, person_id: str, template: np.ndarray, stamp: str) -> None:
         """``stamp`` is the record's ``updated_at``: reconciliation finds stale templates by it."""
         self.collection.upsert(ids=[person_id], embeddings=[np.asarray(template, np.float32).tolist()],
@@ -48,11 +53,6 @@ class PersonIndex:
             for pid, meta in zip(got["ids"], got["metadatas"], strict=True):
                 out[pid] = str((meta or {}).get("updated_at", ""))
             offset += len(got["ids"])
-
-    @store_errors
-    def heartbeat(self) -> bool:
-        self.collection.count()
-        return True
 
     @store_errors
     def drop(self) -> None:

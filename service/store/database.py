@@ -2,36 +2,29 @@
 workers and hosts. Opened once per process, schema upgraded by Alembic at open."""
 from __future__ import annotations
 
-import functools
+import contextlib
+import fcntl
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from ..errors import StoreUnavailable
 from . import migrations
+from .base import unavailable_on
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 SQLITE_FILE = "records.sqlite3"
+_ADVISORY_KEY = 0x66616365  # "face": the registration section's key among PostgreSQL advisory locks
 # The database is down, unreachable, out of disk or locked too long: a store failure (503), not our bug.
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
 
 
-def db_errors(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except _UNAVAILABLE as exc:
-            log.error("database call failed", extra={"op": fn.__name__, "error": type(exc).__name__})
-            raise StoreUnavailable(details={"op": fn.__name__}) from exc
-    return wrapper
+db_errors = unavailable_on(_UNAVAILABLE, log)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -44,6 +37,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a power cut, not just a crash
     cursor.close()
+
+
+@contextlib.contextmanager
+def serialized(engine: Engine, lock_file: Path) -> Iterator[None]:
+    """A section that one process at a time runs, on every worker and host that shares the database:
+    PostgreSQL's session advisory lock (released by the server if the holder dies), or for SQLite (one
+    host) an exclusive lock on a file beside it (released by the kernel if the holder dies)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as db:
+            db.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_KEY})")
+            try:
+                yield
+            finally:
+                db.exec_driver_sql(f"SELECT pg_advisory_unlock({_ADVISORY_KEY})")
+                db.commit()
+        return
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def sqlite_url(data_dir: Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,9 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+    def registration_lock(self) -> AbstractContextManager[Any]:
+        return self._lock
 
     def _require(self, person_id: str) -> tuple[Person, np.ndarray]:
         entry = self._persons.get(person_id)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
 from .base import missing_person
 from .chroma_index import PersonIndex
-from .database import db_errors
+from .database import db_errors, serialized
 from .schema import faces, persons
 
 log = logging.getLogger(__name__)
@@ -38,15 +40,20 @@ def _vector(blob: bytes) -> np.ndarray:
 
 
 class RecordsStore:
-    def __init__(self, engine: Engine, index: PersonIndex, model_id: str, dim: int, *,
+    def __init__(self, engine: Engine, index: PersonIndex, model_id: str, dim: int, *, lock_file: Path,
                  closers: Sequence[Callable[[], None]] = ()) -> None:
         self.engine, self.index, self.model_id, self.dim = engine, index, model_id, dim
+        self.lock_file = lock_file
         self._mine = persons.c.model_id == model_id
         self._closers = list(closers)
 
     def for_model(self, model_id: str, dim: int) -> RecordsStore:
         """The store of another model id on the same database and index client (``enroll reindex``)."""
-        return RecordsStore(self.engine, PersonIndex(self.index.client, model_id, dim), model_id, dim)
+        return RecordsStore(self.engine, PersonIndex(self.index.client, model_id, dim), model_id, dim,
+                            lock_file=self.lock_file)
+
+    def registration_lock(self) -> AbstractContextManager[Any]:
+        return serialized(self.engine, self.lock_file)
 
     def close(self) -> None:
         """Release what this store opened (the database pool, the data dir lock); a ``for_model`` store

@@ -1,6 +1,6 @@
 """The records tables: persons and faces of every model id, with the embeddings and crops themselves, so the
 vector index can always be rebuilt from them. Changed only through an Alembic migration
-(``store/migrations``); the service upgrades the schema at start."""
+(``store/migrations``; read its baseline's note first); the service upgrades the schema at start."""
 from __future__ import annotations
 
 from sqlalchemy import (

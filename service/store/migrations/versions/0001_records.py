@@ -1,10 +1,15 @@
-"""persons and faces
+"""persons and faces: the baseline
 
 Revision ID: 0001
 Revises:
+
+The baseline creates the tables of ``schema.py`` as they are. The first revision that changes ``schema.py``
+must first freeze this one (write out the tables as they were here), so that a new database still goes
+0001 -> 0002 -> head; tests/test_migrations.py fails until the migrated schema equals ``schema.py``.
 """
-import sqlalchemy as sa
 from alembic import op
+
+from service.store.schema import metadata
 
 revision = "0001"
 down_revision = None
@@ -13,36 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "persons",
-        sa.Column("model_id", sa.String(200), nullable=False),
-        sa.Column("id", sa.String(128), nullable=False),
-        sa.Column("name", sa.String(200), nullable=False),
-        sa.Column("name_key", sa.String(200), nullable=False),
-        sa.Column("metadata", sa.Text, nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
-        sa.Column("updated_at", sa.String(32), nullable=False),
-        sa.Column("template", sa.LargeBinary, nullable=False),
-        sa.PrimaryKeyConstraint("model_id", "id", name="pk_persons"),
-    )
-    op.create_index("ix_persons_name_key", "persons", ["model_id", "name_key"])
-    op.create_table(
-        "faces",
-        sa.Column("id", sa.String(64), nullable=False),
-        sa.Column("model_id", sa.String(200), nullable=False),
-        sa.Column("person_id", sa.String(128), nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
-        sa.Column("box", sa.Text, nullable=False),
-        sa.Column("quality", sa.Text, nullable=False),
-        sa.Column("embedding", sa.LargeBinary, nullable=False),
-        sa.Column("crop", sa.LargeBinary, nullable=True),
-        sa.PrimaryKeyConstraint("id", name="pk_faces"),
-        sa.ForeignKeyConstraint(["model_id", "person_id"], ["persons.model_id", "persons.id"], ondelete="CASCADE",
-                                name="fk_faces_person"),
-    )
-    op.create_index("ix_faces_person", "faces", ["model_id", "person_id"])
+    metadata.create_all(op.get_bind())
 
 
 def downgrade() -> None:
-    op.drop_table("faces")
-    op.drop_table("persons")
+    metadata.drop_all(op.get_bind())

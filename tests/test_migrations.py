@@ -1,0 +1,36 @@
+"""The records schema is what Alembic builds: an empty database upgraded to head equals store/schema.py, on
+SQLite and on a real PostgreSQL, and upgrading twice is a no-op."""
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from service.store.database import open_database
+from service.store.migrations import upgrade
+from service.store.schema import metadata
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgraded_database_equals_the_schema(backend, tmp_path, request):
+    url = "" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = open_database(url, tmp_path)
+    try:
+        upgrade(engine)  # a second upgrade changes nothing
+        with engine.connect() as db:
+            assert compare_metadata(MigrationContext.configure(db), metadata) == []
+            assert MigrationContext.configure(db).get_current_revision() == "0001"
+        assert set(inspect(engine).get_table_names()) == {"persons", "faces", "alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_file_is_owner_only_and_erases_for_real(tmp_path):
+    engine = open_database("", tmp_path)
+    try:
+        assert (tmp_path / "records.sqlite3").stat().st_mode & 0o777 == 0o600
+        with engine.connect() as db:
+            assert db.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+            assert db.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert db.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
