@@ -19,3 +19,8 @@ graceful_timeout = 30
 preload_app = False
 accesslog = None  # the service writes its own structured request log
 errorlog = "-"
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Say when a worker has loaded the models and opened the store: it serves from now on."""
+    worker.log.info("worker %s ready", worker.pid)

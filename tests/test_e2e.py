@@ -20,30 +20,34 @@ ADMIN = {"X-API-Key": "e2e-admin-key-0123456789"}
 CLIENT = {"X-API-Key": "e2e-client-key-0123456789"}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, settings):
-    data_dir = tmp_path_factory.mktemp("e2e")
-    (data_dir / "models").symlink_to(settings.models_dir)  # prepared by the session's app
+def start_gunicorn(data_dir: Path, models_dir: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    """The service as deployed (config/gunicorn.conf.py) on a free port, ready."""
+    (data_dir / "models").symlink_to(models_dir)  # prepared by the session's app
     port = free_port()
     env = {**os.environ, "FACEID_DATA_DIR": str(data_dir), "FACEID_BIND": f"127.0.0.1:{port}",
-           "FACEID_ADMIN_KEYS": ADMIN["X-API-Key"], "FACEID_CLIENT_KEYS": CLIENT["X-API-Key"]}
+           "FACEID_ADMIN_KEYS": ADMIN["X-API-Key"], "FACEID_CLIENT_KEYS": CLIENT["X-API-Key"], **env}
     log = open(data_dir / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
                              "service:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
             if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
+                return proc, base
         except requests.RequestException:  # listening before the worker is up
             pass
         if proc.poll() is not None:
             pytest.fail(f"gunicorn exited: {(data_dir / 'server.log').read_text()[-3000:]}")
         time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("gunicorn did not become ready")
+    proc.kill()
+    pytest.fail("gunicorn did not become ready")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, settings, app):  # the app prepares the models they share
+    data_dir = tmp_path_factory.mktemp("e2e")
+    proc, base = start_gunicorn(data_dir, settings.models_dir)
     yield base, data_dir
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
