@@ -162,6 +162,8 @@ def test_admin_list_get_patch_delete(client, empty_store):
     assert_error(client.delete("/v1/persons/rose", headers=ADMIN), 404, "person_not_found")
     assert empty_store.faces_of("rose") == []  # every face, crop and embedding gone
     assert_error(client.get("/v1/persons?cursor=garbage!", headers=ADMIN), 400, "validation_error")
+    forged = base64.urlsafe_b64encode(b'["k", 1, {"a": 2}]').decode()
+    assert_error(client.get(f"/v1/persons?cursor={forged}", headers=ADMIN), 400, "validation_error")
     assert_error(client.get("/v1/persons?limit=1000", headers=ADMIN), 400, "validation_error")
 
 

@@ -165,3 +165,18 @@ def test_concurrent_creates_of_one_id_give_one_person(store, vectors):
         t.join()
     assert sorted(results) == ["exists"] * 3 + ["ok"]
     assert store.get_person("same").face_count == 1
+
+
+def test_keyset_pages_cover_everyone_once_even_while_people_are_added(store, vectors):
+    for i in range(5):
+        create(store, f"k{i}", vectors["kit"])
+    seen, after = [], None
+    while True:
+        page, total = store.list_persons(limit=2, after=after)
+        if not page:
+            break
+        seen += [p.id for p in page]
+        after = (page[-1].created_at, page[-1].id)
+        if len(seen) == 2:
+            create(store, "late", vectors["biden"])  # arrives mid-listing: after everyone seen so far
+    assert sorted(seen) == sorted([f"k{i}" for i in range(5)] + ["late"]) and len(seen) == len(set(seen))

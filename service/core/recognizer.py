@@ -163,8 +163,9 @@ class Recognizer:
             raise PersonNotFound(f"no person with id {person_id!r}", details={"person_id": person_id})
         return person
 
-    def list_persons(self, *, limit: int, offset: int, q: str | None = None) -> tuple[list[Person], int]:
-        return self.store.list_persons(limit=limit, offset=offset, q=q)
+    def list_persons(self, *, limit: int, offset: int = 0, q: str | None = None,
+                     after: tuple[str, str] | None = None) -> tuple[list[Person], int]:
+        return self.store.list_persons(limit=limit, offset=offset, q=q, after=after)
 
     def person_faces(self, person_id: str) -> tuple[Person, list[StoredFace]]:
         return self.require_person(person_id), self.store.faces_of(person_id)

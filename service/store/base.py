@@ -43,8 +43,11 @@ class FaceStore(Protocol):
 
     def get_person(self, person_id: str) -> Person | None: ...
 
-    def list_persons(self, *, limit: int, offset: int, q: str | None = None) -> tuple[list[Person], int]:
-        """A page of persons and the total (of those matching ``q``, a case-insensitive name substring)."""
+    def list_persons(self, *, limit: int, offset: int = 0, q: str | None = None,
+                     after: tuple[str, str] | None = None) -> tuple[list[Person], int]:
+        """A page of persons in (created_at, id) order, and the total (of those matching ``q``, a
+        case-insensitive name substring). ``after`` (a person's created_at and id) continues a listing
+        where it stopped: a keyset, which costs the same on page 1 and page 10,000."""
         ...
 
     def create_person(self, *, person_id: str, name: str, metadata: dict[str, Any], faces: list[NewFace],
@@ -95,7 +98,7 @@ def every_person(store: FaceStore, page: int = 100) -> Iterator[Person]:
     """Every person of ``store``, a page at a time (for bulk moves; the store must not change meanwhile)."""
     offset = 0
     while True:
-        people, _ = store.list_persons(limit=page, offset=offset)
+        people, _ = store.list_persons(limit=page, offset=offset)  # not keyset: the legacy store pages by offset
         if not people:
             return
         offset += len(people)

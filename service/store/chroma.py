@@ -100,7 +100,14 @@ class ChromaStore:
         return self._with_counts([self._person(got["ids"][0], got["metadatas"][0])])[0]
 
     @store_errors
-    def list_persons(self, *, limit: int, offset: int, q: str | None = None) -> tuple[list[Person], int]:
+    def list_persons(self, *, limit: int, offset: int = 0, q: str | None = None,
+                     after: tuple[str, str] | None = None) -> tuple[list[Person], int]:
+        """Pages by offset in Chroma's order; ``after`` is read as a full scan (this format is only read
+        once more, by ``enroll migrate``)."""
+        if after is not None:
+            everyone, total = self.list_persons(limit=max(self.person_count(), 1), offset=0, q=q)
+            later = sorted((p for p in everyone if (p.created_at, p.id) > after), key=lambda p: (p.created_at, p.id))
+            return later[offset:offset + limit], total
         where_document = {"$contains": q.lower()} if q else None
         if where_document:
             total = len(self.persons.get(where_document=where_document, include=[])["ids"])

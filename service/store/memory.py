@@ -35,10 +35,15 @@ class MemoryStore:
             entry = self._persons.get(person_id)
             return None if entry is None else self._counted(entry[0])
 
-    def list_persons(self, *, limit: int, offset: int, q: str | None = None) -> tuple[list[Person], int]:
+    def list_persons(self, *, limit: int, offset: int = 0, q: str | None = None,
+                     after: tuple[str, str] | None = None) -> tuple[list[Person], int]:
         with self._lock:
-            people = [p for p, _ in self._persons.values() if not q or q.lower() in p.name.lower()]
-            return [self._counted(p) for p in people[offset:offset + limit]], len(people)
+            people = sorted((p for p, _ in self._persons.values() if not q or q.lower() in p.name.lower()),
+                            key=lambda p: (p.created_at, p.id))
+            total = len(people)
+            if after is not None:
+                people = [p for p in people if (p.created_at, p.id) > after]
+            return [self._counted(p) for p in people[offset:offset + limit]], total
 
     def create_person(self, *, person_id: str, name: str, metadata: dict[str, Any], faces: list[NewFace],
                       template: np.ndarray) -> tuple[Person, list[StoredFace]]:

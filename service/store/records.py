@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
@@ -88,11 +88,15 @@ class RecordsStore:
         return people[0] if people else None
 
     @db_errors
-    def list_persons(self, *, limit: int, offset: int, q: str | None = None) -> tuple[list[Person], int]:
+    def list_persons(self, *, limit: int, offset: int = 0, q: str | None = None,
+                     after: tuple[str, str] | None = None) -> tuple[list[Person], int]:
         where = persons.c.name_key.contains(q.lower(), autoescape=True) if q else None
         with self.engine.connect() as db:
             count = select(func.count()).select_from(persons).where(self._mine)
             total = int(db.scalar(count if where is None else count.where(where)) or 0)
+            if after is not None:
+                later = tuple_(persons.c.created_at, persons.c.id) > tuple_(*after)
+                where = later if where is None else and_(where, later)
             return self._people(db, where, limit=limit, offset=offset), total
 
     @db_errors

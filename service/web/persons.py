@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 
 from flask import Blueprint, Response, g, jsonify, request
 
@@ -43,15 +44,16 @@ def add_faces(person_id: str) -> tuple[Response, int]:
 @bp.get("")
 @require("admin")
 def list_persons() -> Response:
+    """Pages by keyset: ``next_cursor`` names the last person shown, so a page costs the same anywhere in a
+    gallery of millions (``offset`` still works, for small jumps)."""
     values = request.args
     limit = fields.integer(values, "limit", default=20, low=1, high=MAX_LIMIT)
-    offset = fields.integer(values, "offset", default=0, low=0, high=10**9)
-    if values.get("cursor"):
-        offset = _decode_cursor(values["cursor"])
+    offset = fields.integer(values, "offset", default=0, low=0, high=10**6)
+    after = _decode_cursor(values["cursor"]) if values.get("cursor") else None
     q = fields.text(values, "q", max_length=200)
-    people, total = get_recognizer().list_persons(limit=limit, offset=offset, q=q)
-    next_offset = offset + len(people)
-    cursor = _encode_cursor(next_offset) if next_offset < total else None
+    people, total = get_recognizer().list_persons(limit=limit + 1, offset=offset, q=q, after=after)
+    more, people = len(people) > limit, people[:limit]
+    cursor = _encode_cursor(people[-1].created_at, people[-1].id) if more else None
     return jsonify(schemas.persons_page(people, total, limit, offset, cursor))
 
 
@@ -99,18 +101,16 @@ def face_crop(person_id: str, face_id: str) -> Response:
     return Response(data, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+def _encode_cursor(created_at: str, person_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(["k", created_at, person_id]).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> int:
+def _decode_cursor(cursor: str) -> tuple[str, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("o:"):
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not (isinstance(raw, list) and len(raw) == 3 and raw[0] == "k"
+                and all(isinstance(v, str) and 0 < len(v) <= 128 for v in raw[1:])):
             raise ValueError
-        offset = int(raw[2:])
-        if offset < 0:
-            raise ValueError
-        return offset
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return raw[1], raw[2]
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise ValidationError("'cursor' is not a cursor this service issued", field="cursor") from None
