@@ -4,7 +4,7 @@
     python -m enroll reindex --from MODEL   # re-embed stored face crops of another model id with the current one
     python -m enroll migrate                # move a data dir of the Chroma-only format into the records database
     python -m enroll repair                 # make the vector index match the records (also done at every start)
-    python -m enroll rebuild-index          # drop the vector index and rebuild it from the records
+    python -m enroll rebuild-index          # rebuild the vector index from the records; erasures final on disk
 
 With the embedded store, stop the service first: the data dir is locked by one process at a time.
 Each person is all-or-nothing, exactly like POST /v1/persons; failures are reported and the run goes on.
@@ -87,13 +87,17 @@ def cmd_migrate() -> int:
 
 
 def cmd_repair(rebuild: bool) -> int:
+    """repair: reconcile the index with the records. rebuild-index: rebuild it from the records, which also
+    makes erasures final on disk (see RecordsStore.compact)."""
     settings = load_settings()
     model_id = settings.model
     store = open_store(settings, model_id, embedding_dim(settings, model_id), reconcile=False)
     try:
         if rebuild:
-            store.index = store.index.rebuilt()
-        print(json.dumps({"model": model_id, **store.reconcile()}))
+            with store.registration_lock():
+                print(json.dumps(store.compact()))
+        else:
+            print(json.dumps({"model": model_id, **store.reconcile()}))
     finally:
         store.close()
     return 0

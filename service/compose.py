@@ -56,7 +56,9 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
         if only_model:
             _refuse_other_models(engine, model_id)
         store = RecordsStore(engine, PersonIndex(client, model_id, dim), model_id, dim,
-                             lock_file=settings.data_dir / "registration.lock", closers=closers)
+                             lock_file=settings.data_dir / "registration.lock",
+                             index_files=None if settings.chroma_url else settings.data_dir / "chroma",
+                             closers=closers)
     except BaseException:
         for close in closers:
             close()

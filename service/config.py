@@ -73,6 +73,9 @@ class Settings:
     # The records database (persons, faces, embeddings, crops). Empty: SQLite in <data_dir>/records.sqlite3
     # (one host). For several workers or hosts: PostgreSQL, e.g. postgresql+psycopg://user:pw@host/faceid.
     database_url: str = ""
+    # Erased persons and faces leave bytes in the index files and SQLite's log until compaction: every this
+    # many seconds (and at start) when anything was erased. 0 = never (then run `enroll rebuild-index`).
+    compact_interval_s: int = 3600
     # Keep a small aligned JPEG of each enrolled face (admin thumbnails, re-embedding after a model change).
     store_face_crops: bool = True
 
@@ -204,6 +207,7 @@ def _validate(s: Settings) -> None:
     need(s.embed_threads >= 0 and s.detect_threads >= 0, "embed_threads", "must be >= 0")
     need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
     need(1 <= s.threads <= 64, "threads", "1..64")
+    need(s.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
     need(s.workers == 1 or (s.workers > 1 and bool(s.chroma_url) and bool(s.database_url)), "workers",
          "the embedded store allows one worker process; set chroma_url and database_url to run more")
     need(0 < s.identify_target_far < 1, "identify_target_far", "a probability in (0, 1)")

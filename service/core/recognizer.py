@@ -157,6 +157,15 @@ class Recognizer:
 
     # --- the admin resource ---------------------------------------------------------------------------
 
+    def compact(self) -> dict[str, Any] | None:
+        """Make erasures final on disk (``store.compact``), if the store can and anything was erased."""
+        compact = getattr(self.store, "compact", None)
+        if compact is None or not getattr(self.store, "erasures_pending", False):
+            return None
+        with self.store.registration_lock(), self._writes:
+            result: dict[str, Any] = compact()
+        return result
+
     def require_person(self, person_id: str) -> Person:
         person = self.store.get_person(person_id)
         if person is None:

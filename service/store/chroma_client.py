@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,3 +87,21 @@ def person_collections(client: Any, exclude: set[str]) -> dict[str, int]:
             other = client.get_collection(name)
             out[str((other.metadata or {}).get("model_id", name))] = other.count()
     return out
+
+
+def purge_files(path: Path) -> None:
+    """Remove what an embedded Chroma keeps of deleted records: free pages of ``chroma.sqlite3`` (Chroma's
+    own connection does not zero them) and HNSW segment folders no collection uses any more (a dropped
+    collection's folder stays on disk, deleted vectors and all). Run after ``PersonIndex.rebuild``."""
+    database = path / "chroma.sqlite3"
+    if not database.is_file():
+        return
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute("VACUUM")
+        live = {str(row[0]) for row in connection.execute("SELECT id FROM segments")}
+    finally:
+        connection.close()
+    for entry in path.iterdir():
+        if entry.is_dir() and entry.name not in live:
+            shutil.rmtree(entry)

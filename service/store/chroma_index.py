@@ -2,6 +2,7 @@
 is not also in the records database, so it can always be rebuilt from it (``enroll rebuild-index``)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -58,8 +59,30 @@ class PersonIndex:
     def drop(self) -> None:
         self.client.delete_collection(self.name)
 
-    def rebuilt(self) -> PersonIndex:
-        """An empty index in place of this one (its HNSW files are deleted with the collection), to be
-        filled from the records by ``RecordsStore.reconcile``."""
-        self.drop()
-        return PersonIndex(self.client, self.model_id, self.dim)
+    @store_errors
+    def rebuild(self, entries: Iterable[tuple[str, np.ndarray, str]]) -> None:
+        """Replace the index by a fresh one holding exactly ``entries`` (person id, template, updated_at):
+        Chroma only marks deleted vectors, so their bytes stay in its files until the collection is rebuilt.
+        The new collection is filled beside the old one and renamed into place, so searches keep working
+        and a crash leaves either index (the records are the truth; reconcile completes it)."""
+        fresh_name = f"{self.name}-rebuild"
+        if fresh_name in {getattr(c, "name", c) for c in self.client.list_collections()}:
+            self.client.delete_collection(fresh_name)  # left by an interrupted rebuild
+        fresh = model_collection(self.client, fresh_name, self.model_id, self.dim)
+        batch: list[tuple[str, np.ndarray, str]] = []
+        for entry in entries:
+            batch.append(entry)
+            if len(batch) == 1000:
+                self._add(fresh, batch)
+                batch = []
+        self._add(fresh, batch)
+        self.client.delete_collection(self.name)
+        fresh.modify(name=self.name)
+        self.collection = self.client.get_collection(self.name, embedding_function=None)
+
+    @staticmethod
+    def _add(collection: Any, batch: list[tuple[str, np.ndarray, str]]) -> None:
+        if batch:
+            collection.add(ids=[pid for pid, _, _ in batch],
+                           embeddings=[np.asarray(v, np.float32).tolist() for _, v, _ in batch],
+                           metadatas=[{"updated_at": stamp} for _, _, stamp in batch])

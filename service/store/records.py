@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
 from .base import missing_person
+from .chroma_client import purge_files
 from .chroma_index import PersonIndex
 from .database import db_errors, serialized
 from .schema import faces, persons
@@ -41,16 +43,18 @@ def _vector(blob: bytes) -> np.ndarray:
 
 class RecordsStore:
     def __init__(self, engine: Engine, index: PersonIndex, model_id: str, dim: int, *, lock_file: Path,
-                 closers: Sequence[Callable[[], None]] = ()) -> None:
+                 index_files: Path | None = None, closers: Sequence[Callable[[], None]] = ()) -> None:
         self.engine, self.index, self.model_id, self.dim = engine, index, model_id, dim
         self.lock_file = lock_file
+        self.index_files = index_files  # the embedded index's folder; None for a Chroma server
+        self.erasures_marker = lock_file.parent / "erasures.pending"
         self._mine = persons.c.model_id == model_id
         self._closers = list(closers)
 
     def for_model(self, model_id: str, dim: int) -> RecordsStore:
         """The store of another model id on the same database and index client (``enroll reindex``)."""
         return RecordsStore(self.engine, PersonIndex(self.index.client, model_id, dim), model_id, dim,
-                            lock_file=self.lock_file)
+                            lock_file=self.lock_file, index_files=self.index_files)
 
     def registration_lock(self) -> AbstractContextManager[Any]:
         return serialized(self.engine, self.lock_file)
@@ -180,6 +184,7 @@ class RecordsStore:
                 raise missing_person(person_id)
             db.execute(delete(faces).where(faces.c.model_id == self.model_id, faces.c.person_id == person_id))
             db.execute(delete(persons).where(self._mine, persons.c.id == person_id))
+        self._note_erasure()
         self.index.delete([person_id])
         return people[0]
 
@@ -197,6 +202,8 @@ class RecordsStore:
         with self.engine.begin() as db:
             gone = db.execute(delete(faces).where(faces.c.id == face_id, faces.c.person_id == person_id,
                                                   faces.c.model_id == self.model_id)).rowcount
+        if gone:
+            self._note_erasure()
         return bool(gone)
 
     @db_errors
@@ -228,6 +235,43 @@ class RecordsStore:
         if any(fixed.values()):
             log.warning("index reconciled with the records", extra=fixed)
         return fixed
+
+    # --- making erasure final on disk ----------------------------------------------------------------
+
+    def _note_erasure(self) -> None:
+        """Remember, across restarts, that erased bytes may still sit in the files until ``compact``."""
+        self.erasures_marker.touch(mode=0o600, exist_ok=True)
+
+    @property
+    def erasures_pending(self) -> bool:
+        return self.erasures_marker.exists()
+
+    @db_errors
+    def compact(self) -> dict[str, Any]:
+        """Overwrite what deletions left in the files. SQLite already zeroes deleted rows (``secure_delete``);
+        here its write-ahead log, which still holds the pages as they were, is checkpointed and truncated
+        (PostgreSQL: VACUUM). The index is rebuilt from the records, because Chroma only marks deleted
+        vectors; for the embedded index, Chroma's database is then vacuumed and the dropped collection's
+        HNSW files removed. Callers hold ``registration_lock`` (no write may land in the old index)."""
+        started = time.monotonic()
+        marker_seen = self.erasures_pending
+        with self.engine.connect() as db:
+            rows = db.execution_options(yield_per=1000).execute(
+                select(persons.c.id, persons.c.template, persons.c.updated_at).where(self._mine))
+            self.index.rebuild((r.id, _vector(r.template), r.updated_at) for r in rows)
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+            if self.engine.dialect.name == "sqlite":
+                db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            else:
+                db.exec_driver_sql("VACUUM persons")
+                db.exec_driver_sql("VACUUM faces")
+        if self.index_files is not None:
+            purge_files(self.index_files)
+        if marker_seen:
+            self.erasures_marker.unlink(missing_ok=True)
+        seconds = round(time.monotonic() - started, 2)
+        log.info("compacted", extra={"model_id": self.model_id, "seconds": seconds})
+        return {"model": self.model_id, "seconds": seconds}
 
     # --- internals ------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from ..compose import build_recognizer
 from ..config import Settings, load_settings
 from ..keys import KeyRing
 from ..logs import configure_logging
-from . import context, detect, docs, errors, health, matching, persons, requests
+from . import compactor, context, detect, docs, errors, health, matching, persons, requests
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -22,7 +22,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     keys = KeyRing.load(settings)
-    context.init_app(app, settings, build_recognizer(settings), keys)
+    recognizer = build_recognizer(settings)
+    context.init_app(app, settings, recognizer, keys)
+    app.extensions["faceid.compactor"] = compactor.start(recognizer, settings.compact_interval_s)
     requests.init_app(app)
     errors.init_app(app)
     for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, docs.bp):
@@ -32,4 +34,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
 def close_app(app: Flask) -> None:
     """Release the store (and the data dir lock): tests open several apps in one process."""
+    stop = app.extensions.get("faceid.compactor")
+    if stop is not None:
+        stop.set()
     context.get_recognizer(app).close()
