@@ -66,3 +66,29 @@ def test_deleted_person_leaves_no_bytes_after_compaction(tmp_path, settings):
         assert store.person_count() == 40 and store.reconcile() == {"added": 0, "refreshed": 0, "removed": 0}
     finally:
         store.close()
+
+
+def test_scheduled_compaction_runs_at_start_when_something_was_erased(tmp_path, settings, recognizer):
+    import time
+
+    from service.core.recognizer import Recognizer
+    from service.web import compactor
+
+    store = open_store(replace(settings, data_dir=tmp_path), recognizer.model_id, recognizer.pipeline.embedder.dim)
+    rec = Recognizer(recognizer.pipeline, store, recognizer.calibration)
+    try:
+        assert rec.compact() is None  # nothing erased, nothing to do
+        v = np.zeros(store.dim, np.float32)
+        v[0] = 1.0
+        store.create_person(person_id="x", name="X", metadata={}, faces=[NewFace(v, {}, {})], template=v)
+        store.delete_person("x")
+        assert store.erasures_marker.exists()
+        stop = compactor.start(rec, 3600)
+        deadline = time.monotonic() + 30
+        while store.erasures_marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop.set()
+        assert not store.erasures_marker.exists()
+        assert compactor.start(rec, 0) is None  # switched off
+    finally:
+        store.close()
