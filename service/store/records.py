@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -24,21 +23,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
+from . import upkeep
 from .base import missing_person
-from .chroma_client import purge_files
 from .chroma_index import PersonIndex
 from .database import db_errors, serialized
 from .schema import faces, persons
 
 log = logging.getLogger(__name__)
-
-
-def _blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, "<f4").tobytes()
-
-
-def _vector(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, "<f4").astype(np.float32)
+_blob, _vector = upkeep.blob, upkeep.vector
 
 
 class RecordsStore:
@@ -217,26 +209,8 @@ class RecordsStore:
 
     @db_errors
     def reconcile(self) -> dict[str, int]:
-        """Make the index match the records: add missing persons, refresh stale templates, remove vectors
-        without a record. Idempotent; what it fixed is logged and returned."""
-        indexed = self.index.stamps()
-        fixed = {"added": 0, "refreshed": 0, "removed": 0}
-        with self.engine.connect() as db:
-            rows = db.execute(select(persons.c.id, persons.c.updated_at, persons.c.template).where(self._mine))
-            known = set()
-            for row in rows:
-                known.add(row.id)
-                if indexed.get(row.id) != row.updated_at:
-                    fixed["added" if row.id not in indexed else "refreshed"] += 1
-                    self.index.upsert(row.id, _vector(row.template), row.updated_at)
-        orphans = [pid for pid in indexed if pid not in known]
-        self.index.delete(orphans)
-        fixed["removed"] = len(orphans)
-        if any(fixed.values()):
-            log.warning("index reconciled with the records", extra=fixed)
-        return fixed
-
-    # --- making erasure final on disk ----------------------------------------------------------------
+        """Make the index match the records (``upkeep.reconcile``)."""
+        return upkeep.reconcile(self.engine, self.index, self.model_id)
 
     def _note_erasure(self) -> None:
         """Remember, across restarts, that erased bytes may still sit in the files until ``compact``."""
@@ -248,30 +222,13 @@ class RecordsStore:
 
     @db_errors
     def compact(self) -> dict[str, Any]:
-        """Overwrite what deletions left in the files. SQLite already zeroes deleted rows (``secure_delete``);
-        here its write-ahead log, which still holds the pages as they were, is checkpointed and truncated
-        (PostgreSQL: VACUUM). The index is rebuilt from the records, because Chroma only marks deleted
-        vectors; for the embedded index, Chroma's database is then vacuumed and the dropped collection's
-        HNSW files removed. Callers hold ``registration_lock`` (no write may land in the old index)."""
-        started = time.monotonic()
-        marker_seen = self.erasures_pending
-        with self.engine.connect() as db:
-            rows = db.execution_options(yield_per=1000).execute(
-                select(persons.c.id, persons.c.template, persons.c.updated_at).where(self._mine))
-            self.index.rebuild((r.id, _vector(r.template), r.updated_at) for r in rows)
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
-            if self.engine.dialect.name == "sqlite":
-                db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            else:
-                db.exec_driver_sql("VACUUM persons")
-                db.exec_driver_sql("VACUUM faces")
-        if self.index_files is not None:
-            purge_files(self.index_files)
-        if marker_seen:
+        """Make erasures final on disk (``upkeep.compact``). Callers hold ``registration_lock``: no write may
+        land in the old index while the new one is filled."""
+        pending = self.erasures_pending
+        result = upkeep.compact(self.engine, self.index, self.model_id, self.index_files)
+        if pending:
             self.erasures_marker.unlink(missing_ok=True)
-        seconds = round(time.monotonic() - started, 2)
-        log.info("compacted", extra={"model_id": self.model_id, "seconds": seconds})
-        return {"model": self.model_id, "seconds": seconds}
+        return result
 
     # --- internals ------------------------------------------------------------------------------------
 
