@@ -16,7 +16,7 @@ from .core.recognizer import Policy, Recognizer
 from .errors import ConfigError
 from .store.chroma_client import open_client
 from .store.chroma_index import PersonIndex
-from .store.database import open_database
+from .store.database import LOCK_FILE, open_database
 from .store.legacy import migrate_chroma_only
 from .store.records import RecordsStore
 from .store.schema import persons
@@ -56,7 +56,7 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
         if only_model:
             _refuse_other_models(engine, model_id)
         store = RecordsStore(engine, PersonIndex(client, model_id, dim), model_id, dim,
-                             lock_file=settings.data_dir / "registration.lock",
+                             lock_file=settings.data_dir / LOCK_FILE,
                              index_files=None if settings.chroma_url else settings.data_dir / "chroma",
                              closers=closers)
     except BaseException:
@@ -75,7 +75,7 @@ def migrate(settings: Settings, report: Callable[[dict[str, Any]], None]) -> int
     try:
         client, lock = open_client(settings.data_dir, settings.chroma_url)
         try:
-            return migrate_chroma_only(client, engine, settings.data_dir / "registration.lock", report)
+            return migrate_chroma_only(client, engine, settings.data_dir / LOCK_FILE, report)
         finally:
             if lock:
                 lock.release()

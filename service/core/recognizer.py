@@ -43,6 +43,8 @@ class Recognizer:
         self.model_id = pipeline.embedder.model_id
         self.verify_threshold = policy.verify_threshold or calibration.verify_threshold(self.model_id)
         # Template upkeep reads the faces and writes the template: one writer at a time in this process.
+        # Writes that add or remove vectors also hold the store's registration lock (every process), taken
+        # first, so a compaction never rebuilds the index under them.
         self._writes = threading.RLock()
 
     @property
@@ -137,7 +139,7 @@ class Recognizer:
     def delete_face(self, person_id: str, face_id: str) -> Person:
         """Remove one face and refresh the template. A person's last face cannot go: a person without faces
         has no template to match, so delete the person instead."""
-        with self._writes:
+        with self.store.registration_lock(), self._writes:
             faces = self.store.faces_of(self.require_person(person_id).id)
             if face_id not in {f.id for f in faces}:
                 raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
@@ -185,7 +187,7 @@ class Recognizer:
             return self.store.update_person(person_id, name=name, metadata=metadata)
 
     def delete_person(self, person_id: str) -> Person:
-        with self._writes:
+        with self.store.registration_lock(), self._writes:  # not while a compaction rebuilds the index
             return self.store.delete_person(person_id)
 
     def face_crop(self, person_id: str, face_id: str) -> bytes:

@@ -19,6 +19,7 @@ from .base import unavailable_on
 
 log = logging.getLogger(__name__)
 SQLITE_FILE = "records.sqlite3"
+LOCK_FILE = "registration.lock"
 _ADVISORY_KEY = 0x66616365  # "face": the registration section's key among PostgreSQL advisory locks
 # The database is down, unreachable, out of disk or locked too long: a store failure (503), not our bug.
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
@@ -77,5 +78,6 @@ def open_database(url: str, data_dir: Path) -> Engine:
     engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    migrations.upgrade(engine)
+    with serialized(engine, data_dir / LOCK_FILE):  # workers starting together migrate one at a time
+        migrations.upgrade(engine)
     return engine
