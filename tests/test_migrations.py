@@ -28,6 +28,7 @@ def test_sqlite_file_is_owner_only_and_erases_for_real(tmp_path):
     engine = open_database("", tmp_path)
     try:
         assert (tmp_path / "records.sqlite3").stat().st_mode & 0o777 == 0o600
+        assert tmp_path.stat().st_mode & 0o777 == 0o700
         with engine.connect() as db:
             assert db.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
             assert db.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

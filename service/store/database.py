@@ -69,8 +69,9 @@ def sqlite_url(data_dir: Path) -> str:
 @db_errors
 def open_database(url: str, data_dir: Path) -> Engine:
     """An engine on ``url`` (empty: SQLite in ``data_dir``), schema at head."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)  # records, index, keys: biometric data, owner-only
     if not url:
-        data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / SQLITE_FILE
         if not path.exists():  # biometric data: owner-only from the first byte
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
