@@ -33,7 +33,8 @@ def build_pipeline(settings: Settings, model_id: str | None = None) -> FacePipel
                             min_face_size=settings.enroll_min_face_size, min_blur=settings.enroll_min_blur,
                             max_yaw=settings.enroll_max_yaw, max_roll=settings.enroll_max_roll)
     return FacePipeline(detector, create_embedder(settings, model_id), OpenCvCrops(settings.face_margin),
-                        image_limits=ImageLimits(settings.max_image_bytes, settings.max_image_pixels),
+                        image_limits=ImageLimits(settings.max_image_bytes, settings.max_image_pixels,
+                                                 settings.max_decoded_bytes),
                         quality=quality, keep_crops=settings.store_face_crops)
 
 

@@ -60,6 +60,9 @@ class Settings:
     # --- input limits -------------------------------------------------------------------------------
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 50_000_000
+    # Memory one decode may take (decoder buffer + RGB array): bounds 16-bit and float images, which cost
+    # more per pixel than a photo. 384 MiB fits a 50-megapixel RGB photo.
+    max_decoded_bytes: int = 384 * 1024 * 1024
     max_request_bytes: int = 64 * 1024 * 1024
     # Images in one register / add-faces request.
     max_images_per_request: int = 10

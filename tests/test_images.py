@@ -102,3 +102,27 @@ def test_exif_orientation_is_applied(photo):
 def test_unsupported_format_is_415(photo):
     with pytest.raises(UnsupportedMediaType):
         decode_image(encode(photo, "PPM"), **LIMITS)
+
+
+def test_a_16_bit_bomb_under_the_pixel_limit_decodes_within_a_small_memory_budget():
+    """A ~100 kB 16-bit grey PNG of 7000 x 7000 px: once ~1.1 GB and 3.6 s of float64 copies per request."""
+    import tracemalloc
+
+    image = Image.fromarray(np.full((7000, 7000), 40000, np.uint16))
+    data = encode(image, "PNG")
+    assert len(data) < 500_000 and image.mode.startswith("I;16")
+    tracemalloc.start()
+    rgb = decode_image(data, **LIMITS)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert rgb.shape == (7000, 7000, 3) and rgb[0, 0, 0] == 40000 >> 8
+    assert peak < 350 * 2**20, peak  # numpy's share; PIL's own 98 MB buffer comes on top
+
+
+def test_decoding_beyond_the_memory_budget_is_payload_too_large():
+    image = Image.fromarray(np.zeros((1000, 1000), np.float32), mode="F")
+    data = encode(image, "TIFF")
+    err = pytest.raises(PayloadTooLarge, decode_image, data, max_bytes=10**9, max_pixels=10**9,
+                        max_decoded_bytes=5_000_000)
+    assert err.value.details["decoded_bytes"] == 7_000_000 and err.value.details["mode"] == "F"
+    assert decode_image(data, max_bytes=10**9, max_pixels=10**9).shape == (1000, 1000, 3)

@@ -17,6 +17,7 @@ from .records import Detection, NewFace, Probe
 class ImageLimits:
     max_bytes: int
     max_pixels: int
+    max_decoded_bytes: int
 
 
 class FacePipeline:
@@ -36,7 +37,9 @@ class FacePipeline:
         return self.detector.ready and self.embedder.ready
 
     def decode(self, data: bytes) -> np.ndarray:
-        return decode_image(data, max_bytes=self.image_limits.max_bytes, max_pixels=self.image_limits.max_pixels)
+        limits = self.image_limits
+        return decode_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
+                            max_decoded_bytes=limits.max_decoded_bytes)
 
     def detect(self, data: bytes) -> Detection:
         rgb = self.decode(data)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -31,15 +32,43 @@ def required_text(values: Mapping[str, Any], name: str, *, max_length: int = 200
     return value
 
 
+MAX_JSON_DEPTH = 16
+
+
+def strict_json(text: str | bytes, field: str) -> Any:
+    """JSON as RFC 8259 has it: NaN and Infinity are refused (they are not JSON, and a stored NaN breaks
+    every client that reads it back), and so is nesting deeper than MAX_JSON_DEPTH (Python's parser would
+    otherwise recurse until it fails)."""
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not a JSON value")
+    try:
+        value = json.loads(text, parse_constant=refuse)
+    except RecursionError:
+        raise ValidationError(f"'{field}' is nested too deeply", field=field) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"'{field}' is not valid JSON: {exc}", field=field) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValidationError(f"'{field}' is nested deeper than {MAX_JSON_DEPTH} levels", field=field,
+                              details={"max_depth": MAX_JSON_DEPTH})
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            level.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def metadata(values: Mapping[str, Any], *, max_bytes: int) -> dict[str, Any] | None:
     value = values.get("metadata")
     if value is None:
         return None
     if isinstance(value, str):  # multipart sends it as a JSON string
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except ValueError as exc:
-            raise ValidationError(f"'metadata' is not valid JSON: {exc}", field="metadata") from exc
+        value = strict_json(value, "metadata") if value.strip() else {}
     if not isinstance(value, dict):
         raise ValidationError("'metadata' must be a JSON object", field="metadata")
     size = len(json.dumps(value).encode())
@@ -72,7 +101,10 @@ def integer(values: Mapping[str, Any], name: str, *, default: int, low: int, hig
 
 
 def number(values: Mapping[str, Any], name: str) -> float | None:
-    return _scalar(values, name, float, "a number")
+    value = _scalar(values, name, float, "a number")
+    if value is not None and not math.isfinite(value):
+        raise ValidationError(f"'{name}' must be a finite number", field=name)
+    return value
 
 
 def boolean(values: Mapping[str, Any], name: str, *, default: bool = False) -> bool:

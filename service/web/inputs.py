@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from flask import g, request
 
 from ..errors import InvalidImage, UnsupportedMediaType, ValidationError
+from .fields import strict_json
 
 MULTIPART = "multipart/form-data"
 JSON = "application/json"
@@ -30,10 +30,7 @@ def json_body() -> dict[str, Any]:
     """The request's JSON object, parsed once per request (it may carry megabytes of base64)."""
     if "json_body" in g:
         return g.json_body
-    try:
-        body = json.loads(request.get_data(cache=True) or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"the body is not valid JSON: {exc}", field="body") from exc
+    body = strict_json(request.get_data(cache=True) or b"null", "body")
     if not isinstance(body, dict):
         raise ValidationError("the JSON body must be an object", field="body")
     g.json_body = body

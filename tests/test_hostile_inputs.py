@@ -1,0 +1,120 @@
+"""Hostile and broken requests, each answered with its documented 4xx and a stable code — never a 500,
+never a hang — and the service still healthy afterwards."""
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import ADMIN, CLIENT, fixture_bytes
+from .test_api_detect import assert_error
+
+KIT = fixture_bytes("people/Kit_Harington/0001.jpg")
+
+
+def png16(size: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size), 1234, np.uint16)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def nested(depth: int) -> bytes:
+    return b'{"name": "x", "metadata": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+JSON = {"Content-Type": "application/json"}
+# (what, method, path, headers, body, status, code)
+CASES = [
+    ("deep JSON body", "post", "/v1/persons", JSON, nested(100_000), 400, "validation_error"),
+    ("JSON nested past the limit", "post", "/v1/persons", JSON, nested(40), 400, "validation_error"),
+    ("NaN in metadata", "post", "/v1/persons", JSON,
+     b'{"name": "x", "metadata": {"a": NaN}, "image": "' + b64(KIT).encode() + b'"}', 400, "validation_error"),
+    ("Infinity in a JSON body", "post", "/v1/verify", JSON, b'{"person_id": "a", "threshold": Infinity}', 400,
+     "validation_error"),
+    ("NaN metadata in multipart", "post", "/v1/persons", None,
+     {"name": "x", "metadata": '{"a": NaN}', "image": (io.BytesIO(KIT), "k.jpg")}, 400, "validation_error"),
+    ("NaN threshold in multipart", "post", "/v1/compare", None,
+     {"threshold": "nan", "image": [(io.BytesIO(KIT), "a.jpg"), (io.BytesIO(KIT), "b.jpg")]}, 400,
+     "validation_error"),
+    ("infinite threshold", "post", "/v1/verify", JSON,
+     json.dumps({"person_id": "a", "threshold": 1e999, "image": b64(KIT)}).replace("Infinity", "1e999").encode(),
+     400, "validation_error"),
+    ("JSON that is not an object", "post", "/v1/identify", JSON, b"[1, 2, 3]", 400, "validation_error"),
+    ("invalid JSON", "post", "/v1/identify", JSON, b'{"image": ', 400, "validation_error"),
+    ("invalid UTF-8 in JSON", "post", "/v1/identify", JSON, b'{"image": "\xff\xfe"}', 400, "validation_error"),
+    ("images is not a list", "post", "/v1/persons", JSON, b'{"name": "x", "images": "abc"}', 400,
+     "validation_error"),
+    ("image is a number", "post", "/v1/detect", JSON, b'{"image": 12}', 400, "validation_error"),
+    ("bad base64", "post", "/v1/detect", JSON, b'{"image": "***"}', 400, "invalid_image"),
+    ("empty image", "post", "/v1/detect", JSON, b'{"image": ""}', 400, "invalid_image"),
+    ("a PDF", "post", "/v1/detect", JSON, json.dumps({"image": b64(b"%PDF-1.4 not a face")}).encode(), 400,
+     "invalid_image"),
+    ("truncated JPEG", "post", "/v1/detect", JSON, json.dumps({"image": b64(KIT[:2000])}).encode(), 400,
+     "invalid_image"),
+    ("no content type", "post", "/v1/detect", {"Content-Type": ""}, b"abc", 415, "unsupported_media_type"),
+    ("text/plain", "post", "/v1/detect", {"Content-Type": "text/plain"}, b"abc", 415, "unsupported_media_type"),
+    ("no image at all", "post", "/v1/detect", JSON, b"{}", 400, "validation_error"),
+    ("two images to detect", "post", "/v1/detect", JSON, json.dumps({"images": [b64(KIT)] * 2}).encode(), 400,
+     "validation_error"),
+    ("eleven images to register", "post", "/v1/persons", JSON,
+     json.dumps({"name": "x", "images": [b64(KIT)] * 11}).encode(), 400, "validation_error"),
+    ("three images to compare", "post", "/v1/compare", JSON, json.dumps({"images": [b64(KIT)] * 3}).encode(), 400,
+     "validation_error"),
+    ("no name", "post", "/v1/persons", JSON, json.dumps({"image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("a 300-character name", "post", "/v1/persons", JSON, json.dumps({"name": "n" * 300, "image": b64(KIT)}).encode(),
+     400, "validation_error"),
+    ("a person id with a slash", "post", "/v1/persons", JSON,
+     json.dumps({"name": "x", "person_id": "a/b", "image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("metadata that is a list", "post", "/v1/persons", JSON,
+     json.dumps({"name": "x", "metadata": [1], "image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("8 kB of metadata", "post", "/v1/persons", JSON,
+     json.dumps({"name": "x", "metadata": {"a": "b" * 8000}, "image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("top_k zero", "post", "/v1/identify", JSON, json.dumps({"top_k": 0, "image": b64(KIT)}).encode(), 400,
+     "validation_error"),
+    ("top_k huge", "post", "/v1/identify", JSON, json.dumps({"top_k": 10**12, "image": b64(KIT)}).encode(), 400,
+     "validation_error"),
+    ("all_faces not a boolean", "post", "/v1/identify", JSON,
+     json.dumps({"all_faces": "perhaps", "image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("a looser threshold", "post", "/v1/compare", JSON,
+     json.dumps({"threshold": 0.01, "images": [b64(KIT)] * 2}).encode(), 400, "validation_error"),
+    ("verify an unknown person", "post", "/v1/verify", JSON,
+     json.dumps({"person_id": "nobody", "image": b64(KIT)}).encode(), 404, "person_not_found"),
+    ("16-bit PNG past the decode budget", "post", "/v1/detect", JSON,
+     json.dumps({"image": b64(png16(9000))}).encode(), 413, "payload_too_large"),
+    ("a forged list cursor", "get", "/v1/persons?cursor=WyJrIiwgMV0", None, None, 400, "validation_error"),
+    ("limit zero", "get", "/v1/persons?limit=0", None, None, 400, "validation_error"),
+    ("limit not a number", "get", "/v1/persons?limit=ten", None, None, 400, "validation_error"),
+    ("a 300-character search", "get", "/v1/persons?q=" + "a" * 300, None, None, 400, "validation_error"),
+    ("patching an unknown field", "patch", "/v1/persons/nobody", JSON, b'{"face_count": 3}', 400,
+     "validation_error"),
+    ("an unknown endpoint", "get", "/v1/nothing-here", None, None, 404, "not_found"),
+    ("a wrong method", "put", "/v1/persons", None, None, 405, "method_not_allowed"),
+    ("an unknown face's crop", "get", "/v1/persons/nobody/faces/x/crop", None, None, 404, "person_not_found"),
+]
+
+
+@pytest.mark.parametrize("what,method,path,headers,body,status,code", CASES, ids=[c[0] for c in CASES])
+def test_hostile_request_gets_its_documented_4xx(client, empty_store, what, method, path, headers, body, status,
+                                                 code):
+    kwargs = {"headers": {**ADMIN, **(headers or {})}}
+    if isinstance(body, dict):
+        kwargs.update(data=body, content_type="multipart/form-data")
+    elif body is not None:
+        kwargs["data"] = body
+    response = getattr(client, method)(path, **kwargs)
+    assert_error(response, status, code)
+    assert client.get("/readyz").status_code == 200
+
+
+def test_auth_failures(client):
+    assert_error(client.post("/v1/detect", headers=JSON, data=b"{}"), 401, "unauthorized")
+    assert_error(client.post("/v1/detect", headers={**JSON, "X-API-Key": "x" * 40}, data=b"{}"), 401,
+                 "unauthorized")
+    assert_error(client.get("/v1/persons", headers=CLIENT), 403, "forbidden")
+    assert len(CASES) + 3 >= 40
