@@ -106,6 +106,18 @@ class Settings:
     enroll_max_yaw: float = 0.45
     enroll_max_roll: float = 35.0
 
+    # --- rate limits (service/web/limits.py): "N/second|minute|hour", each a moving window ---------------
+    rate_limits: bool = True
+    # Per API key, every endpoint: a busy mobile backend sends a few requests a second.
+    rate_limit_per_key: str = "1200/minute"
+    # Per client IP, requests without a valid key (none, or a wrong one): slows down key guessing.
+    rate_limit_per_ip: str = "60/minute"
+    # Per target person on verify, whatever the key: a real user retries a few times, a hill-climber
+    # needs thousands of tries.
+    rate_limit_verify_per_person: str = "30/minute"
+    # memory:// counts per worker process; redis://host:6379 or memcached://host:11211 share the counts.
+    rate_limit_storage_url: str = "memory://"
+
     # --- API keys -----------------------------------------------------------------------------------
     # Comma-separated keys (environment) or lists (TOML). When either is set, they replace the generated
     # key file in the data dir.
@@ -211,6 +223,8 @@ def _validate(s: Settings) -> None:
     need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
     need(1 <= s.threads <= 64, "threads", "1..64")
     need(s.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
+    for key in ("rate_limit_per_key", "rate_limit_per_ip", "rate_limit_verify_per_person"):
+        need(_is_rate(getattr(s, key)), key, 'a rate such as "60/minute"')
     need(s.workers == 1 or (s.workers > 1 and bool(s.chroma_url) and bool(s.database_url)), "workers",
          "the embedded store allows one worker process; set chroma_url and database_url to run more")
     need(0 < s.identify_target_far < 1, "identify_target_far", "a probability in (0, 1)")
@@ -222,6 +236,14 @@ def _validate(s: Settings) -> None:
     need(not (s.chroma_url and not s.chroma_url.startswith(("http://", "https://"))), "chroma_url",
          "expected http(s)://host:port")
     need(s.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "log_level", "DEBUG/INFO/WARNING/ERROR")
+
+
+def _is_rate(text: str) -> bool:
+    from limits import parse_many
+    try:
+        return bool(parse_many(text))
+    except ValueError:
+        return False
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:

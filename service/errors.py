@@ -101,6 +101,11 @@ class UnsupportedMediaType(FaceIdError, code="unsupported_media_type", status=41
     """Not multipart/JSON, or an image format we do not read."""
 
 
+class RateLimited(FaceIdError, code="rate_limited", status=429, message="too many requests"):
+    """Over a rate limit (per key, per IP without a valid key, or per target person on verify); wait the
+    `Retry-After` seconds."""
+
+
 class FaceProblem(FaceIdError, status=422):
     """The image decoded, but its faces do not allow the operation (never raised itself)."""
 

@@ -13,7 +13,7 @@ log = logging.getLogger("faceid.errors")
 
 # Werkzeug's own errors (routing, body size, bad JSON) mapped onto our stable codes.
 _HTTP_CODES = {400: e.ValidationError, 401: e.Unauthorized, 403: e.Forbidden, 404: e.NotFound,
-               405: e.MethodNotAllowed, 413: e.PayloadTooLarge, 415: e.UnsupportedMediaType}
+               405: e.MethodNotAllowed, 413: e.PayloadTooLarge, 415: e.UnsupportedMediaType, 429: e.RateLimited}
 
 
 def error_response(error: e.FaceIdError) -> tuple[Response, int]:

@@ -1,0 +1,68 @@
+"""Rate limits (Flask-Limiter): floods of verify calls hill-climb a match, and wrong keys are guessed fast.
+
+Three limits, each a setting, all answered with 429 ``rate_limited`` and ``Retry-After``:
+
+* per API key, on every endpoint (``rate_limit_per_key``);
+* per client IP for requests without a valid key — no key or a wrong one (``rate_limit_per_ip``), far
+  lower, so key guessing is slow;
+* per target person on verify, whichever key asks (``rate_limit_verify_per_person``): one stolen key or
+  many cannot try photo after photo against one identity.
+
+Counters live in ``rate_limit_storage_url``: ``memory://`` (the default) counts per worker process, so
+with N workers a client gets up to N times the limit; a shared backend (``redis://host:6379``,
+``memcached://host:11211``) makes the limits hold across workers and hosts. Health checks and the docs are
+not limited.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from ..errors import FaceIdError
+from ..keys import hash_key
+from . import inputs
+from .context import get_keys, get_settings
+
+UNLIMITED = ("/healthz", "/readyz", "/docs", "/openapi.json")
+
+
+def _caller() -> tuple[str, bool]:
+    """(counter key, has a valid API key), worked out once per request."""
+    if "rate_caller" not in g:
+        key = request.headers.get("X-API-Key")
+        valid = get_keys().scope_of(key) is not None
+        g.rate_caller = (f"key:{hash_key(key or '')[:32]}" if valid else f"ip:{get_remote_address()}", valid)
+    caller: tuple[str, bool] = g.rate_caller
+    return caller
+
+
+def _caller_limit() -> str:
+    settings = get_settings()
+    return settings.rate_limit_per_key if _caller()[1] else settings.rate_limit_per_ip
+
+
+def _verify_target() -> str:
+    """The person a verify names (the body is parsed once per request and cached). Requests without a valid
+    key, or whose body does not parse, are not looked into: the view answers them with 401 or 4xx."""
+    if not _caller()[1]:
+        return "verify-person:"
+    try:
+        person_id = inputs.fields().get("person_id")
+    except FaceIdError:
+        return "verify-person:"
+    return f"verify-person:{person_id if isinstance(person_id, str) else ''}"
+
+
+def init_app(app: Flask, *, enabled: bool, storage_url: str) -> None:
+    """One limiter per app (its own counters and switch); call after the blueprints are registered."""
+    limiter = Limiter(key_func=lambda: _caller()[0], default_limits=[_caller_limit], headers_enabled=True,
+                      default_limits_exempt_when=lambda: request.path in UNLIMITED, storage_uri=storage_url,
+                      strategy="moving-window", enabled=enabled)
+    limiter.init_app(app)
+    per_person = limiter.limit(lambda: get_settings().rate_limit_verify_per_person, key_func=_verify_target)
+    verify: Any = per_person(app.view_functions["matching.verify"])  # Flask-Limiter's wrapper is untyped
+    app.view_functions["matching.verify"] = verify
+    app.extensions["faceid.limiter"] = limiter
