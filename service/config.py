@@ -96,6 +96,9 @@ class Settings:
     # Add-faces must match the person's template at verify's threshold (else 422 face_mismatch), so a client
     # key cannot graft someone else's face onto an identity. An admin key may override per request.
     add_faces_must_match: bool = True
+    # Client keys see decisions, not scores: verify's match, identify's match above the threshold (no
+    # ranked strangers, no gallery size), no other person's id in a 409. Admin keys always see everything.
+    least_revealing: bool = True
     default_top_k: int = 5
     max_top_k: int = 50
 

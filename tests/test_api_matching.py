@@ -1,7 +1,7 @@
 """verify, identify, compare against a real Chroma gallery of real photos."""
 import pytest
 
-from .conftest import CLIENT, upload
+from .conftest import ADMIN, CLIENT, upload
 from .test_api_detect import assert_error
 
 ENROLL = {"obama": ("Barack Obama", ["people/Barack_Obama/0001.jpg", "people/Barack_Obama/0002.jpg"]),
@@ -19,8 +19,9 @@ def gallery(client, empty_store):
     return empty_store
 
 
-def post(client, url, *rels, **fields):
-    return client.post(url, data=upload(*rels, **fields), content_type="multipart/form-data", headers=CLIENT)
+def post(client, url, *rels, key=ADMIN, **fields):
+    """Admin keys see scores (client keys see decisions only: test_client_keys_see_decisions_not_scores)."""
+    return client.post(url, data=upload(*rels, **fields), content_type="multipart/form-data", headers=key)
 
 
 def test_verify_accepts_the_person_and_rejects_others(client, gallery, recognizer):
@@ -101,3 +102,28 @@ def test_compare(client, empty_store):
     err = assert_error(post(client, "/v1/compare", "people/Rose_Leslie/0001.jpg", "no_face/dlib__dog.jpg"), 422,
                        "no_face")
     assert err["details"]["image_index"] == 1
+
+
+def test_client_keys_see_decisions_not_scores(client, gallery):
+    """A stolen client key must not map the gallery or hill-climb a score (least_revealing, on by default)."""
+    body = post(client, "/v1/verify", "people/Joe_Biden/0002.jpg", person_id="obama", key=CLIENT).get_json()
+    assert body.keys() == {"match", "person_id", "box"} and body["match"] is False
+    found = post(client, "/v1/identify", "people/Kit_Harington/0003.jpg", top_k="3", key=CLIENT).get_json()
+    assert found == {"faces": [{"box": found["faces"][0]["box"],
+                                "match": {"person_id": "kit", "name": "Kit Harington"}}]}
+    stranger = post(client, "/v1/identify", "people/Lin_Manuel_Miranda/0001.jpg", key=CLIENT).get_json()
+    assert stranger["faces"][0]["match"] is None and "candidates" not in stranger["faces"][0]
+    err = assert_error(client.post("/v1/persons", data=upload("people/Kit_Harington/0003.jpg", name="Impostor"),
+                                   content_type="multipart/form-data", headers=CLIENT), 409, "duplicate_face")
+    assert "kit" not in str(err) and err["details"] == {"image_index": 0}
+    err = assert_error(client.post("/v1/persons", data=upload("people/Kit_Harington/0003.jpg", name="Impostor"),
+                                   content_type="multipart/form-data", headers=ADMIN), 409, "duplicate_face")
+    assert err["details"]["person_id"] == "kit" and "similarity" in err["details"]
+
+
+def test_least_revealing_can_be_switched_off(make_app):
+    client = make_app(least_revealing=False).test_client()
+    client.post("/v1/persons", data=upload("people/Rose_Leslie/0001.jpg", name="Rose", person_id="rose"),
+                content_type="multipart/form-data", headers=CLIENT)
+    body = post(client, "/v1/verify", "people/Rose_Leslie/0002.jpg", person_id="rose", key=CLIENT).get_json()
+    assert body["match"] and "similarity" in body and "threshold" in body

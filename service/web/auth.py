@@ -8,7 +8,7 @@ from typing import Any
 from flask import g, request
 
 from ..errors import Forbidden, Unauthorized
-from .context import get_keys
+from .context import get_keys, get_settings
 
 
 def require(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -25,3 +25,9 @@ def require(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             return view(*args, **kwargs)
         return wrapped
     return decorator
+
+
+def reveals_scores() -> bool:
+    """Whether this request may see similarities, thresholds and other people (``least_revealing``): a
+    stolen client key must not map the gallery or hill-climb a score."""
+    return g.get("scope") == "admin" or not get_settings().least_revealing

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import errors as e
 from . import schemas
+from .auth import reveals_scores
 
 log = logging.getLogger("faceid.errors")
 
@@ -17,7 +18,11 @@ _HTTP_CODES = {400: e.ValidationError, 401: e.Unauthorized, 403: e.Forbidden, 40
 
 
 def error_response(error: e.FaceIdError) -> tuple[Response, int]:
-    return jsonify(schemas.error(error.code, error.message, error.details, g.get("request_id"))), error.status
+    message, details = error.message, error.details
+    if isinstance(error, e.DuplicateFace) and not reveals_scores():  # who else is enrolled is not theirs to see
+        message = "a face matches a person already enrolled"
+        details = {k: v for k, v in details.items() if k == "image_index"}
+    return jsonify(schemas.error(error.code, message, details, g.get("request_id"))), error.status
 
 
 def init_app(app: Flask) -> None:

@@ -5,7 +5,7 @@ from flask import Blueprint, Response, jsonify
 
 from ..errors import ValidationError
 from . import fields, inputs, schemas
-from .auth import require
+from .auth import require, reveals_scores
 from .context import get_recognizer
 
 bp = Blueprint("matching", __name__, url_prefix="/v1")
@@ -18,7 +18,7 @@ def verify() -> Response:
     person_id = fields.required_text(values, "person_id", max_length=128)
     (image,) = inputs.images(at_most=1)
     verdict = get_recognizer().verify(person_id, image, threshold=fields.number(values, "threshold"))
-    return jsonify(schemas.verification(verdict))
+    return jsonify(schemas.verification(verdict, reveal=reveals_scores()))
 
 
 @bp.post("/identify")
@@ -31,7 +31,7 @@ def identify() -> Response:
                            high=recognizer.policy.max_top_k)
     result = recognizer.identify(image, top_k=top_k, all_faces=fields.boolean(values, "all_faces"),
                                  threshold=fields.number(values, "threshold"))
-    return jsonify(schemas.identification(result))
+    return jsonify(schemas.identification(result, reveal=reveals_scores()))
 
 
 @bp.post("/compare")

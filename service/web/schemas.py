@@ -50,7 +50,9 @@ def persons_page(people: list[Person], total: int, limit: int, offset: int,
             "next_cursor": next_cursor}
 
 
-def verification(v: Verdict) -> dict[str, Any]:
+def verification(v: Verdict, *, reveal: bool) -> dict[str, Any]:
+    if not reveal:
+        return {"match": v.match, "person_id": v.person_id, "box": v.faces[0].box_dict()}
     return {"match": v.match, "similarity": _score(v.similarity), "threshold": _score(v.threshold),
             "person_id": v.person_id, "box": v.faces[0].box_dict()}
 
@@ -64,7 +66,11 @@ def candidate(c: Candidate) -> dict[str, Any]:
     return {"person_id": c.person_id, "name": c.name, "similarity": _score(c.similarity)}
 
 
-def identification(result: Identification) -> dict[str, Any]:
+def identification(result: Identification, *, reveal: bool) -> dict[str, Any]:
+    if not reveal:  # the decision only: who matched, nothing about who else is enrolled
+        return {"faces": [{"box": f.face.box_dict(),
+                           "match": {"person_id": f.match.person_id, "name": f.match.name} if f.match else None}
+                          for f in result.faces]}
     return {"threshold": _score(result.threshold), "gallery_size": result.gallery_size,
             "per_comparison_far": float(f"{result.per_comparison_far:.3g}"),
             "target_open_set_far": result.target_open_set_far,
