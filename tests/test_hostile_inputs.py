@@ -118,3 +118,14 @@ def test_auth_failures(client):
                  "unauthorized")
     assert_error(client.get("/v1/persons", headers=CLIENT), 403, "forbidden")
     assert len(CASES) + 3 >= 40
+
+
+def test_405_says_what_is_allowed_and_every_answer_has_security_headers(client):
+    r = client.put("/v1/persons", headers=ADMIN)
+    assert_error(r, 405, "method_not_allowed")
+    assert set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    for response in (r, client.get("/v1/persons", headers=ADMIN), client.get("/healthz"), client.get("/docs")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert client.get("/v1/persons", headers=ADMIN).headers["Cache-Control"] == "no-store"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, jsonify
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .. import errors as e
 from . import schemas
@@ -41,7 +41,10 @@ def init_app(app: Flask) -> None:
             return error_response(e.PayloadTooLarge(
                 "the request body is too large",
                 details={"max_bytes": app.config.get("MAX_CONTENT_LENGTH")}))
-        return error_response(cls(error.description if cls is not e.NotFound else "no such endpoint"))
+        response, status = error_response(cls(error.description if cls is not e.NotFound else "no such endpoint"))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:  # RFC 9110: say what is allowed
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:

@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        _secure(response)
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         log.info("request", extra={"method": request.method, "path": request.path,
                                    "status": response.status_code, "ms": round(1000 * elapsed, 1)})
@@ -36,3 +37,21 @@ def init_app(app: Flask) -> None:
         token = g.pop("log_token", None)
         if token is not None:
             request_id.reset(token)
+
+
+# Answers carry biometric data and are never meant to be framed, sniffed, cached or sent elsewhere.
+_SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                     "Referrer-Policy": "no-referrer", "Cross-Origin-Resource-Policy": "same-origin",
+                     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
+_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+def _secure(response: Response) -> None:
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if response.mimetype == "text/html":  # the docs page: its own inline styles, nothing else
+        response.headers["Content-Security-Policy"] = _PAGE_CSP
+    if request.path.startswith("/v1/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
