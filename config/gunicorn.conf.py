@@ -19,6 +19,14 @@ graceful_timeout = 30
 preload_app = False
 accesslog = None  # the service writes its own structured request log
 errorlog = "-"
+# gunicorn's own lines (start, workers, errors) in the service's JSON format, one object per line.
+logconfig_dict = {
+    "version": 1, "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": []},  # the app configures the root logger itself (service.logs)
+    "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+}
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature

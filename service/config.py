@@ -121,6 +121,12 @@ class Settings:
     # memory:// counts per worker process; redis://host:6379 or memcached://host:11211 share the counts.
     rate_limit_storage_url: str = "memory://"
 
+    # --- audit trail: who did what to whom, as JSON lines (service/logs.py) ------------------------------
+    # A file name in the data dir (or an absolute path); empty = no audit file (decisions still go to the log).
+    audit_file: str = "audit.jsonl"
+    # Days of audit files kept (one file a day).
+    audit_retention_days: int = 90
+
     # --- API keys -----------------------------------------------------------------------------------
     # Comma-separated keys (environment) or lists (TOML). When either is set, they replace the generated
     # key file in the data dir.
@@ -226,6 +232,7 @@ def _validate(s: Settings) -> None:
     need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
     need(1 <= s.threads <= 64, "threads", "1..64")
     need(s.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
+    need(s.audit_retention_days >= 1, "audit_retention_days", "at least 1 day")
     for key in ("rate_limit_per_key", "rate_limit_per_ip", "rate_limit_verify_per_person"):
         need(_is_rate(getattr(s, key)), key, 'a rate such as "60/minute"')
     need(s.workers == 1 or (s.workers > 1 and bool(s.chroma_url) and bool(s.database_url)), "workers",

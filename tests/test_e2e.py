@@ -102,3 +102,25 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(server):
                             timeout=120)
     assert result.returncode != 0
     assert "in use by pid" in result.stdout + result.stderr
+
+
+def test_audit_trail_and_gunicorn_lines_are_json(server):
+    """Who (key id, never the key), what, on whom, decision, request id and client IP for every decision and
+    every refused key, one JSON object per line, in an owner-only file; gunicorn's lines are JSON too."""
+    base, data_dir = server
+    requests.post(f"{base}/v1/verify", headers={"X-API-Key": "not-a-key-0123456789"},
+                  data={"person_id": "kit"}, files=files("people/Kit_Harington/0003.jpg"))
+    path = data_dir / "audit.jsonl"
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    verify = [e for e in lines if e.get("op") == "verify"]
+    assert verify and all(re.fullmatch(r"client:[0-9a-f]{12}", e["actor"]) for e in verify)
+    assert all(e["client_ip"] == "127.0.0.1" and e["request_id"] and "similarity" in e for e in verify)
+    erased = [e for e in lines if e.get("op") == "delete_person"]
+    assert erased and erased[0]["actor"].startswith("admin:") and erased[0]["person_id"] == "kit"
+    refused = [e for e in lines if e.get("decision") == "unauthorized"]
+    assert refused and refused[-1]["client_ip"] == "127.0.0.1" and "actor" not in refused[-1]
+    text = path.read_text()
+    assert ADMIN["X-API-Key"] not in text and CLIENT["X-API-Key"] not in text and "not-a-key" not in text
+    gunicorn_lines = [line for line in (data_dir / "server.log").read_text().splitlines() if "gunicorn" in line]
+    assert gunicorn_lines and all(json.loads(line)["logger"].startswith("gunicorn") for line in gunicorn_lines)

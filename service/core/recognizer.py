@@ -150,7 +150,10 @@ class Recognizer:
             if not self.store.delete_face(person_id, face_id):
                 raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
                                    details={"person_id": person_id, "face_id": face_id})
-            return self._refresh_template(person_id)
+            person = self._refresh_template(person_id)
+        log.info("decision", extra={"op": "delete_face", "decision": "erased", "person_id": person_id,
+                                    "face_id": face_id})
+        return person
 
     def _refresh_template(self, person_id: str) -> Person:
         faces = self.store.faces_of(person_id, embeddings=True)
@@ -184,11 +187,16 @@ class Recognizer:
     def update_person(self, person_id: str, *, name: str | None = None,
                       metadata: dict[str, Any] | None = None) -> Person:
         with self._writes:
-            return self.store.update_person(person_id, name=name, metadata=metadata)
+            person = self.store.update_person(person_id, name=name, metadata=metadata)
+        log.info("decision", extra={"op": "update_person", "decision": "updated", "person_id": person_id})
+        return person
 
     def delete_person(self, person_id: str) -> Person:
         with self.store.registration_lock(), self._writes:  # not while a compaction rebuilds the index
-            return self.store.delete_person(person_id)
+            person = self.store.delete_person(person_id)
+        log.info("decision", extra={"op": "delete_person", "decision": "erased", "person_id": person_id,
+                                    "faces": person.face_count})
+        return person
 
     def face_crop(self, person_id: str, face_id: str) -> bytes:
         self.require_person(person_id)

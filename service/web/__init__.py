@@ -9,7 +9,7 @@ from flask import Flask
 from ..compose import build_recognizer
 from ..config import Settings, load_settings
 from ..keys import KeyRing
-from ..logs import configure_logging
+from ..logs import configure_audit, configure_logging
 from . import compactor, context, detect, docs, errors, health, limits, matching, persons, requests
 
 
@@ -18,6 +18,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     error handler."""
     settings = settings or load_settings(**overrides)
     configure_logging(settings.log_level)
+    configure_audit(settings.data_dir / settings.audit_file if settings.audit_file else None,
+                    settings.audit_retention_days)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]

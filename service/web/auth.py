@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from flask import g, request
 
 from ..errors import Forbidden, Unauthorized
+from ..keys import hash_key
+from ..logs import actor
 from .context import get_keys, get_settings
+
+audit = logging.getLogger("faceid.audit")
 
 
 def require(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -16,9 +21,13 @@ def require(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            have = get_keys().scope_of(request.headers.get("X-API-Key"))
+            key = request.headers.get("X-API-Key")
+            have = get_keys().scope_of(key)
             if have is None:
+                audit.info("refused", extra={"op": request.endpoint, "decision": "unauthorized",
+                                             "key_given": bool(key)})
                 raise Unauthorized("send a valid API key in the X-API-Key header")
+            actor.set(f"{have}:{hash_key(key or '')[:12]}")
             if scope == "admin" and have != "admin":
                 raise Forbidden("this endpoint needs an admin key", details={"required_scope": "admin"})
             g.scope = have

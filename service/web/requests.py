@@ -9,7 +9,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from ..logs import request_id
+from ..logs import actor, client_ip, request_id
 
 log = logging.getLogger("faceid.http")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
         g.log_token = request_id.set(g.request_id)
+        g.log_tokens = (actor.set(None), client_ip.set(request.remote_addr))
         g.started = time.perf_counter()
 
     @app.after_request
@@ -37,6 +38,8 @@ def init_app(app: Flask) -> None:
         token = g.pop("log_token", None)
         if token is not None:
             request_id.reset(token)
+        for var, previous in zip((actor, client_ip), g.pop("log_tokens", ()), strict=False):
+            var.reset(previous)
 
 
 # Answers carry biometric data and are never meant to be framed, sniffed, cached or sent elsewhere.
