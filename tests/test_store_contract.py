@@ -118,6 +118,19 @@ def test_faces_add_and_delete(store, vectors):
     assert store.face_crop("obama", added.id) is None and store.get_person("obama").face_count == 1
 
 
+def test_faces_and_template_change_together(store, vectors):
+    create(store, "obama", vectors["obama1"])
+    both = template([vectors["obama1"], vectors["obama2"]])
+    (added,) = store.add_faces("obama", [face(vectors["obama2"])], template=both)
+    assert np.allclose(store.template_of("obama"), both, atol=1e-5)
+    assert store.nearest_persons(both, 1)[0].similarity > 0.999  # the index follows
+    assert not store.delete_face("obama", "no-such-face", template=vectors["kit"])  # nothing changes
+    assert np.allclose(store.template_of("obama"), both, atol=1e-5)
+    assert store.delete_face("obama", added.id, template=vectors["obama1"])
+    assert np.allclose(store.template_of("obama"), vectors["obama1"], atol=1e-5)
+    assert store.nearest_persons(vectors["obama1"], 1)[0].similarity > 0.999
+
+
 def test_delete_person_erases_faces_and_hides_from_search(store, vectors):
     create(store, "obama", vectors["obama1"], vectors["obama2"])
     create(store, "kit", vectors["kit"])

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..errors import DuplicateFace, FaceMismatch, FaceNotFound, PersonExists, PersonNotFound, ValidationError
 from ..store.base import FaceStore
 from .calibration import Calibration
@@ -130,8 +132,10 @@ class Recognizer:
                                        details={"image_index": i, "person_id": person_id})
         with self.store.registration_lock(), self._writes:
             self.check_duplicates(faces, person_id)
-            stored = self.store.add_faces(person_id, faces)
-            person = self._refresh_template(person_id)
+            kept = self._embeddings(person_id)
+            stored = self.store.add_faces(person_id, faces,
+                                          template=template(kept + [f.embedding for f in faces]))
+            person = self.require_person(person_id)
         log.info("decision", extra={"op": "add_faces", "decision": "added", "person_id": person_id,
                                     "faces": len(stored)})
         return person, stored
@@ -140,25 +144,24 @@ class Recognizer:
         """Remove one face and refresh the template. A person's last face cannot go: a person without faces
         has no template to match, so delete the person instead."""
         with self.store.registration_lock(), self._writes:
-            faces = self.store.faces_of(self.require_person(person_id).id)
+            faces = self.store.faces_of(self.require_person(person_id).id, embeddings=True)
             if face_id not in {f.id for f in faces}:
                 raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
                                    details={"person_id": person_id, "face_id": face_id})
             if len(faces) <= 1:
                 raise ValidationError("this is the person's last face; delete the person instead",
                                       field="face_id", details={"person_id": person_id, "face_id": face_id})
-            if not self.store.delete_face(person_id, face_id):
+            kept = [f.embedding for f in faces if f.id != face_id and f.embedding is not None]
+            if not self.store.delete_face(person_id, face_id, template=template(kept)):
                 raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
                                    details={"person_id": person_id, "face_id": face_id})
-            person = self._refresh_template(person_id)
+            person = self.require_person(person_id)
         log.info("decision", extra={"op": "delete_face", "decision": "erased", "person_id": person_id,
                                     "face_id": face_id})
         return person
 
-    def _refresh_template(self, person_id: str) -> Person:
-        faces = self.store.faces_of(person_id, embeddings=True)
-        vectors = [f.embedding for f in faces if f.embedding is not None]
-        return self.store.update_person(person_id, template=template(vectors) if vectors else None)
+    def _embeddings(self, person_id: str) -> list[np.ndarray]:
+        return [f.embedding for f in self.store.faces_of(person_id, embeddings=True) if f.embedding is not None]
 
     # --- the admin resource ---------------------------------------------------------------------------
 

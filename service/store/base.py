@@ -62,10 +62,14 @@ class FaceStore(Protocol):
         """Erase the person with every face, crop and vector; what was erased."""
         ...
 
-    def add_faces(self, person_id: str, faces: list[NewFace]) -> list[StoredFace]: ...
+    def add_faces(self, person_id: str, faces: list[NewFace], *,
+                  template: np.ndarray | None = None) -> list[StoredFace]:
+        """Add faces and, when given, the person's new template, as one write."""
+        ...
 
-    def delete_face(self, person_id: str, face_id: str) -> bool:
-        """False when the person has no such face."""
+    def delete_face(self, person_id: str, face_id: str, *, template: np.ndarray | None = None) -> bool:
+        """Remove a face and, when given, set the person's new template, as one write. False when the
+        person has no such face (nothing changes)."""
         ...
 
     def faces_of(self, person_id: str, *, embeddings: bool = False) -> list[StoredFace]:

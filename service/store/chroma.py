@@ -172,19 +172,23 @@ class ChromaStore:
     # --- faces ----------------------------------------------------------------------------------------
 
     @store_errors
-    def add_faces(self, person_id: str, faces: list[NewFace]) -> list[StoredFace]:
+    def add_faces(self, person_id: str, faces: list[NewFace], *,
+                  template: np.ndarray | None = None) -> list[StoredFace]:
         with self._write_lock:
             if not self.persons.get(ids=[person_id], include=[])["ids"]:
                 raise missing_person(person_id)
-            return self._add_faces(person_id, faces, now_iso())
+            stored = self._add_faces(person_id, faces, now_iso())
+            self.update_person(person_id, template=template)  # not atomic: this format has no transactions
+            return stored
 
     @store_errors
-    def delete_face(self, person_id: str, face_id: str) -> bool:
+    def delete_face(self, person_id: str, face_id: str, *, template: np.ndarray | None = None) -> bool:
         with self._write_lock:
             got = self.faces.get(ids=[face_id], include=["metadatas"])
             if not got["ids"] or got["metadatas"][0].get("person_id") != person_id:
                 return False
             self.faces.delete(ids=[face_id])
+            self.update_person(person_id, template=template)
             return True
 
     @store_errors

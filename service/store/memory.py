@@ -77,17 +77,21 @@ class MemoryStore:
                 del self._faces[face_id]
             return person
 
-    def add_faces(self, person_id: str, faces: list[NewFace]) -> list[StoredFace]:
+    def add_faces(self, person_id: str, faces: list[NewFace], *,
+                  template: np.ndarray | None = None) -> list[StoredFace]:
         with self._lock:
             self._require(person_id)
-            return self._add(person_id, faces, now_iso())
+            stored = self._add(person_id, faces, now_iso())
+            self.update_person(person_id, template=template)
+            return stored
 
-    def delete_face(self, person_id: str, face_id: str) -> bool:
+    def delete_face(self, person_id: str, face_id: str, *, template: np.ndarray | None = None) -> bool:
         with self._lock:
             entry = self._faces.get(face_id)
             if entry is None or entry[0].person_id != person_id:
                 return False
             del self._faces[face_id]
+            self.update_person(person_id, template=template)
             return True
 
     def faces_of(self, person_id: str, *, embeddings: bool = False) -> list[StoredFace]:

@@ -181,22 +181,39 @@ class RecordsStore:
         return people[0]
 
     @db_errors
-    def add_faces(self, person_id: str, faces: list[NewFace]) -> list[StoredFace]:
+    def add_faces(self, person_id: str, faces: list[NewFace], *,
+                  template: np.ndarray | None = None) -> list[StoredFace]:
+        stamp = now_iso()
         with self.engine.begin() as db:
-            exists = db.scalar(select(persons.c.id).where(self._mine, persons.c.id == person_id)
-                               .with_for_update())
-            if exists is None:
+            if not self._touch(db, person_id, template, stamp):
                 raise missing_person(person_id)
-            return self._insert_faces(db, person_id, faces, now_iso())
+            stored = self._insert_faces(db, person_id, faces, stamp)
+        if template is not None:
+            self.index.upsert(person_id, template, stamp)
+        return stored
 
     @db_errors
-    def delete_face(self, person_id: str, face_id: str) -> bool:
+    def delete_face(self, person_id: str, face_id: str, *, template: np.ndarray | None = None) -> bool:
+        stamp = now_iso()
         with self.engine.begin() as db:
             gone = db.execute(delete(faces).where(faces.c.id == face_id, faces.c.person_id == person_id,
                                                   faces.c.model_id == self.model_id)).rowcount
-        if gone:
-            self._note_erasure()
-        return bool(gone)
+            if not gone:
+                return False
+            self._touch(db, person_id, template, stamp)
+        self._note_erasure()
+        if template is not None:
+            self.index.upsert(person_id, template, stamp)
+        return True
+
+    def _touch(self, db: Connection, person_id: str, template: np.ndarray | None, stamp: str) -> bool:
+        """New ``updated_at`` (and template) in the same transaction as the faces change; False if no such
+        person. The row lock also orders concurrent changes to one person."""
+        changes: dict[str, Any] = {"updated_at": stamp}
+        if template is not None:
+            changes["template"] = _blob(template)
+        return bool(db.execute(update(persons).where(self._mine, persons.c.id == person_id).values(**changes))
+                    .rowcount)
 
     @db_errors
     def drop(self) -> None:
