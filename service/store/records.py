@@ -23,14 +23,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
-from . import upkeep
+from . import rows, upkeep
 from .base import missing_person
 from .chroma_index import PersonIndex
 from .database import db_errors, serialized
 from .schema import faces, persons
 
 log = logging.getLogger(__name__)
-_blob, _vector = upkeep.blob, upkeep.vector
+_blob, _vector = rows.blob, rows.vector
 
 
 class RecordsStore:
@@ -80,7 +80,7 @@ class RecordsStore:
     @db_errors
     def get_person(self, person_id: str) -> Person | None:
         with self.engine.connect() as db:
-            people = self._people(db, persons.c.id == person_id)
+            people = rows.people(db, self.model_id, persons.c.id == person_id)
         return people[0] if people else None
 
     @db_errors
@@ -93,7 +93,7 @@ class RecordsStore:
             if after is not None:
                 later = tuple_(persons.c.created_at, persons.c.id) > tuple_(*after)
                 where = later if where is None else and_(where, later)
-            return self._people(db, where, limit=limit, offset=offset), total
+            return rows.people(db, self.model_id, where, limit=limit, offset=offset), total
 
     @db_errors
     def faces_of(self, person_id: str, *, embeddings: bool = False) -> list[StoredFace]:
@@ -143,7 +143,7 @@ class RecordsStore:
                 db.execute(insert(persons).values(
                     model_id=self.model_id, id=person_id, name=name, name_key=name.lower(),
                     metadata=json.dumps(metadata), created_at=created, updated_at=stamp, template=_blob(template)))
-                stored = self._insert_faces(db, person_id, faces, created)
+                stored = rows.insert_faces(db, self.model_id, person_id, faces, created)
         except sa_exc.IntegrityError as exc:  # the primary key: one person per id, on every worker
             raise PersonExists(f"a person with id {person_id!r} already exists",
                                details={"person_id": person_id}) from exc
@@ -163,7 +163,7 @@ class RecordsStore:
         with self.engine.begin() as db:
             if not db.execute(update(persons).where(self._mine, persons.c.id == person_id).values(**changes)).rowcount:
                 raise missing_person(person_id)
-            (person,) = self._people(db, persons.c.id == person_id)
+            (person,) = rows.people(db, self.model_id, persons.c.id == person_id)
         if template is not None:
             self.index.upsert(person_id, template, changes["updated_at"])
         return person
@@ -171,7 +171,7 @@ class RecordsStore:
     @db_errors
     def delete_person(self, person_id: str) -> Person:
         with self.engine.begin() as db:
-            people = self._people(db, persons.c.id == person_id)
+            people = rows.people(db, self.model_id, persons.c.id == person_id)
             if not people:
                 raise missing_person(person_id)
             db.execute(delete(faces).where(faces.c.model_id == self.model_id, faces.c.person_id == person_id))
@@ -187,7 +187,7 @@ class RecordsStore:
         with self.engine.begin() as db:
             if not self._touch(db, person_id, template, stamp):
                 raise missing_person(person_id)
-            stored = self._insert_faces(db, person_id, faces, stamp)
+            stored = rows.insert_faces(db, self.model_id, person_id, faces, stamp)
         if template is not None:
             self.index.upsert(person_id, template, stamp)
         return stored
@@ -247,30 +247,3 @@ class RecordsStore:
             self.erasures_marker.unlink(missing_ok=True)
         return result
 
-    # --- internals ------------------------------------------------------------------------------------
-
-    def _people(self, db: Connection, where: Any = None, *, limit: int | None = None,
-                offset: int = 0) -> list[Person]:
-        query = select(persons.c.id, persons.c.name, persons.c.metadata, persons.c.created_at,
-                       persons.c.updated_at).where(self._mine)
-        if where is not None:
-            query = query.where(where)
-        query = query.order_by(persons.c.created_at, persons.c.id).offset(offset)
-        rows = db.execute(query if limit is None else query.limit(limit)).all()
-        if not rows:
-            return []
-        counted = db.execute(select(faces.c.person_id, func.count())
-                             .where(and_(faces.c.model_id == self.model_id,
-                                         faces.c.person_id.in_([r.id for r in rows])))
-                             .group_by(faces.c.person_id)).all()
-        counts: dict[str, int] = {pid: int(n) for pid, n in counted}
-        return [Person(r.id, r.name, json.loads(r.metadata), r.created_at, r.updated_at, int(counts.get(r.id, 0)))
-                for r in rows]
-
-    def _insert_faces(self, db: Connection, person_id: str, new: list[NewFace], stamp: str) -> list[StoredFace]:
-        if new:
-            db.execute(insert(faces), [
-                {"id": f.id, "model_id": self.model_id, "person_id": person_id, "created_at": stamp,
-                 "box": json.dumps(f.box), "quality": json.dumps(f.quality), "embedding": _blob(f.embedding),
-                 "crop": f.crop_jpeg} for f in new])
-        return [StoredFace(f.id, person_id, stamp, f.box, f.quality, bool(f.crop_jpeg)) for f in new]

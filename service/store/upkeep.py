@@ -6,23 +6,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from .chroma_client import purge_files
 from .chroma_index import PersonIndex
+from .rows import vector
 from .schema import persons
 
 log = logging.getLogger(__name__)
-
-
-def blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, "<f4").tobytes()
-
-
-def vector(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, "<f4").astype(np.float32)
 
 
 def reconcile(engine: Engine, index: PersonIndex, model_id: str) -> dict[str, int]:
