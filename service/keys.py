@@ -9,9 +9,11 @@ replace that file for automated deployments.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import sys
@@ -66,7 +68,7 @@ class KeyRing:
                 return cls(tuple((e["sha256"], e["scope"]) for e in data["keys"] if e["scope"] in SCOPES))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"{path} is not a valid key file: {exc}") from exc
-        return cls._first_start(path, announce or _print_once)
+        return cls._first_start(path, announce or functools.partial(_show_once, path.parent / FIRST_KEYS_FILE))
 
     @classmethod
     def _first_start(cls, path: Path, announce: Callable[[str], None]) -> KeyRing:
@@ -83,5 +85,18 @@ class KeyRing:
         return cls(tuple((hash_key(k), s) for s, k in keys.items()))
 
 
-def _print_once(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+FIRST_KEYS_FILE = "first-start-keys.txt"
+
+
+def _show_once(file: Path, text: str) -> None:
+    """On a terminal, show the keys there. Otherwise stderr is the service log (a container, a unit), and
+    keys must never be in a log: write them to an owner-only file and log only where it is."""
+    if sys.stderr.isatty():
+        print(text, file=sys.stderr, flush=True)
+        return
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    logging.getLogger("faceid.keys").warning(
+        "first start: API keys written to an owner-only file; read them, keep them safe, delete the file",
+        extra={"file": str(file)})

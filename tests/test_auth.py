@@ -59,3 +59,17 @@ def test_environment_keys_replace_the_key_file(tmp_path):
     assert not (tmp_path / "api_keys.json").exists()
     with pytest.raises(ConfigError):
         KeyRing.load(load_settings(env={"FACEID_CLIENT_KEYS": "short"}, data_dir=str(tmp_path)))
+
+
+def test_first_start_keys_never_reach_a_log(tmp_path, capsys, caplog):
+    """Under a process manager stderr is the log: the keys go to an owner-only file, the log says where."""
+    import logging
+    with caplog.at_level(logging.INFO):
+        ring = KeyRing.load(load_settings(env={}, data_dir=str(tmp_path)))
+    keys_file = tmp_path / "first-start-keys.txt"
+    text = keys_file.read_text()
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    admin = text.split("admin key:")[1].split()[0]
+    assert ring.scope_of(admin) == "admin"
+    assert admin not in capsys.readouterr().err and admin not in caplog.text
+    assert [r.file for r in caplog.records if r.name == "faceid.keys"] == [str(keys_file)]
