@@ -126,3 +126,17 @@ def test_decoding_beyond_the_memory_budget_is_payload_too_large():
                         max_decoded_bytes=5_000_000)
     assert err.value.details["decoded_bytes"] == 7_000_000 and err.value.details["mode"] == "F"
     assert decode_image(data, max_bytes=10**9, max_pixels=10**9).shape == (1000, 1000, 3)
+
+
+def test_heic_from_an_iphone_decodes_and_its_face_is_found(client):
+    """HEIC is what iPhones upload. Encoded here from a fixture photo with pillow-heif (libheif)."""
+    from .conftest import CLIENT
+    photo = Image.open(io.BytesIO(fixture_bytes("people/Kit_Harington/0001.jpg")))
+    heic = encode(photo, "HEIF", quality=90)
+    assert heic[4:12] in (b"ftypheic", b"ftypmif1", b"ftypheix")
+    rgb = decode_image(heic, **LIMITS)
+    assert rgb.shape == (photo.height, photo.width, 3)
+    assert np.abs(rgb.astype(int) - np.asarray(photo.convert("RGB"), int)).mean() < 6  # lossy, same picture
+    r = client.post("/v1/detect", data={"image": (io.BytesIO(heic), "photo.heic")}, headers=CLIENT,
+                    content_type="multipart/form-data")
+    assert r.status_code == 200 and len(r.get_json()["faces"]) >= 1

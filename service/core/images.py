@@ -13,12 +13,15 @@ import io
 import warnings
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
 
 # What PIL may decode for us. Anything else (PDF, PSD, EPS, ...) is refused as unsupported.
-SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF"})
+# HEIF/HEIC is what iPhones send: PIL reads it through pillow-heif (libheif, in the wheel).
+pillow_heif.register_heif_opener()
+SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF", "HEIF"})
 # Bytes per pixel of PIL's decoded buffer, by mode (the rest: 4, PIL's widest common case).
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4,
                "CMYK": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}

@@ -11,7 +11,7 @@ from ..errors import client_errors, when
 
 bp = Blueprint("docs", __name__)
 
-_IMAGE = {"type": "string", "format": "binary", "description": "image file (JPEG, PNG, WEBP, BMP, GIF, TIFF)"}
+_IMAGE = {"type": "string", "format": "binary", "description": "image file (JPEG, PNG, WEBP, HEIC, BMP, GIF, TIFF)"}
 _BOX = {"type": "object", "properties": {k: {"type": "number"} for k in ("x", "y", "width", "height")}}
 
 
