@@ -2,15 +2,20 @@
 
 One worker process with threads: the models are loaded once and shared, ONNX Runtime and torch release the
 GIL while they compute, and the embedded Chroma store (PersistentClient) must not be opened by two processes
-(the data dir lock refuses a second one). With a Chroma server (FACEID_CHROMA_URL) raise FACEID_WORKERS.
+(the data dir lock refuses a second one). With a Chroma server and PostgreSQL (FACEID_CHROMA_URL,
+FACEID_DATABASE_URL) raise FACEID_WORKERS.
 """
+from service import worker as _worker
 from service.config import load_settings
 
 _settings = load_settings()
+_worker.HEAD_TIMEOUT = _settings.request_head_timeout_s
+_worker.READ_TIMEOUT = _settings.request_read_timeout_s
 
 bind = _settings.bind
 workers = _settings.workers
-worker_class = "gthread"
+# gthread, with request heads read in the poller thread: slow clients cannot hold the worker threads.
+worker_class = "service.worker.HeadFirstWorker"
 threads = _settings.threads
 timeout = 60
 graceful_timeout = 30

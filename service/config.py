@@ -34,6 +34,10 @@ class Settings:
     # gunicorn worker processes and threads per worker. More than one worker needs a Chroma server.
     workers: int = 1
     threads: int = 4
+    # A client must send a request's whole head within this many seconds (no worker thread waits for it),
+    # and once a request is served no single read or write may stall longer than the second limit.
+    request_head_timeout_s: float = 5.0
+    request_read_timeout_s: float = 10.0
 
     # --- recognition model --------------------------------------------------------------------------
     # The default is the most accurate model within the 40 ms/face budget on the benchmark (README table):
@@ -231,6 +235,8 @@ def _validate(s: Settings) -> None:
     need(s.embed_threads >= 0 and s.detect_threads >= 0, "embed_threads", "must be >= 0")
     need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
     need(1 <= s.threads <= 64, "threads", "1..64")
+    need(0 < s.request_head_timeout_s <= 300 and 0 < s.request_read_timeout_s <= 600, "request_head_timeout_s",
+         "seconds: head 0-300, read 0-600")
     need(s.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
     need(s.audit_retention_days >= 1, "audit_retention_days", "at least 1 day")
     for key in ("rate_limit_per_key", "rate_limit_per_ip", "rate_limit_verify_per_person"):

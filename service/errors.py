@@ -82,6 +82,11 @@ class Conflict(FaceIdError, status=409):
     """The request contradicts what is stored (never raised itself; see its subclasses)."""
 
 
+class RequestTimeout(FaceIdError, code="request_timeout", status=408, message="the request was not received in time"):
+    """The client stopped sending in the middle of its request (e.g. a body shorter than its Content-Length)
+    for longer than `request_read_timeout_s`."""
+
+
 class PersonExists(Conflict, code="person_exists", message="a person with this id already exists"):
     """Register with a taken `person_id`."""
 

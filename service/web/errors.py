@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, jsonify
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed
 
 from .. import errors as e
 from . import schemas
@@ -34,6 +34,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> tuple[Response, int]:
+        if isinstance(error, ClientDisconnected):  # werkzeug's word for a body that stopped short or stalled
+            return error_response(e.RequestTimeout("the request body was not received completely"))
         cls = _HTTP_CODES.get(error.code or 500)
         if cls is None:
             return error_response(e.FaceIdError(error.description or None))
@@ -45,6 +47,11 @@ def init_app(app: Flask) -> None:
         if isinstance(error, MethodNotAllowed) and error.valid_methods:  # RFC 9110: say what is allowed
             response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
         return response, status
+
+    @app.errorhandler(TimeoutError)
+    def _stalled(error: TimeoutError) -> tuple[Response, int]:
+        # Only the request socket has a timeout in the web layer (service/worker.py); the store maps its own.
+        return error_response(e.RequestTimeout())
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
