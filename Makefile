@@ -4,7 +4,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-duplicates clean
+.PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-duplicates bench-load clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-latency: prepare
 
 bench-duplicates: prepare
 	$(VPY) -m bench.duplicates
+
+bench-load: prepare
+	$(VPY) -m bench.load
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
