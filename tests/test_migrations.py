@@ -35,3 +35,21 @@ def test_sqlite_file_is_owner_only_and_erases_for_real(tmp_path):
             assert db.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_an_unreachable_database_is_a_store_failure_not_a_bug(tmp_path):
+    """The registration lock and every records call answer 503 store_unavailable when PostgreSQL is gone."""
+    from sqlalchemy import create_engine
+
+    from service.errors import StoreUnavailable
+    from service.store.database import serialized
+
+    from .conftest import free_port
+
+    gone = create_engine(f"postgresql+psycopg://faceid@127.0.0.1:{free_port()}/faceid",
+                         connect_args={"connect_timeout": 2})
+    with pytest.raises(StoreUnavailable):
+        with serialized(gone, tmp_path / "lock"):
+            pass
+    with pytest.raises(StoreUnavailable):
+        open_database(f"postgresql+psycopg://faceid@127.0.0.1:{free_port()}/faceid", tmp_path)

@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from ..errors import StoreUnavailable
 from . import migrations
 from .base import unavailable_on
 
@@ -46,13 +47,17 @@ def serialized(engine: Engine, lock_file: Path) -> Iterator[None]:
     PostgreSQL's session advisory lock (released by the server if the holder dies), or for SQLite (one
     host) an exclusive lock on a file beside it (released by the kernel if the holder dies)."""
     if engine.dialect.name == "postgresql":
-        with engine.connect() as db:
-            db.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_KEY})")
+        db = _locked_connection(engine)
+        try:
+            yield
+        finally:
             try:
-                yield
-            finally:
                 db.exec_driver_sql(f"SELECT pg_advisory_unlock({_ADVISORY_KEY})")
                 db.commit()
+            except _UNAVAILABLE:  # the server drops a session's locks with its connection
+                log.warning("could not release the registration lock; the connection is closed instead")
+            finally:
+                db.close()
         return
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -60,6 +65,21 @@ def serialized(engine: Engine, lock_file: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _locked_connection(engine: Engine) -> Connection:
+    """A connection holding the registration advisory lock; a database that cannot be reached is a store
+    failure (503), like any other."""
+    try:
+        db = engine.connect()
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(details={"op": "registration_lock"}) from exc
+    try:
+        db.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_KEY})")
+    except _UNAVAILABLE as exc:
+        db.close()
+        raise StoreUnavailable(details={"op": "registration_lock"}) from exc
+    return db
 
 
 def sqlite_url(data_dir: Path) -> str:
