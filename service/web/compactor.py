@@ -25,6 +25,8 @@ def start(recognizer: Recognizer, interval_s: int) -> threading.Event | None:
                 recognizer.compact()
             except FaceIdError as exc:  # the store is down: try again at the next interval
                 log.warning("compaction failed", extra={"code": exc.code})
+            except Exception:  # a bug: say so loudly, but keep the schedule (erasure depends on it)
+                log.exception("compaction failed")
             if stop.wait(interval_s):
                 return
     threading.Thread(target=run, name="faceid-compactor", daemon=True).start()
