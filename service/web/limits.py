@@ -17,26 +17,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from ..errors import FaceIdError
-from ..keys import hash_key
 from . import inputs
-from .context import get_keys, get_settings
+from .auth import caller
+from .context import get_settings
 
 UNLIMITED = ("/healthz", "/readyz", "/docs", "/openapi.json")
 
 
 def _caller() -> tuple[str, bool]:
-    """(counter key, has a valid API key), worked out once per request."""
-    if "rate_caller" not in g:
-        key = request.headers.get("X-API-Key")
-        valid = get_keys().scope_of(key) is not None
-        g.rate_caller = (f"key:{hash_key(key or '')[:32]}" if valid else f"ip:{get_remote_address()}", valid)
-    caller: tuple[str, bool] = g.rate_caller
-    return caller
+    """(counter key, has a valid API key): the key's id, else the client's IP."""
+    _, key_id = caller()
+    return (f"key:{key_id}", True) if key_id else (f"ip:{get_remote_address()}", False)
 
 
 def _caller_limit() -> str:
