@@ -28,7 +28,7 @@ import numpy as np
 from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
 from .base import missing_person
-from .chroma_client import model_collection, open_client, person_collections, safe_name, store_errors
+from .chroma_client import model_collection, open_client, safe_name, store_errors
 from .lock import DataDirLock
 
 log = logging.getLogger(__name__)
@@ -57,16 +57,8 @@ class ChromaStore:
                 lock.release()
             raise
 
-    def for_model(self, model_id: str, dim: int) -> ChromaStore:
-        """The store of another model id on the same Chroma (one client per process: ``enroll reindex``)."""
-        return ChromaStore(self.client, model_id, dim)
-
     def _collection(self, name: str) -> Any:
         return model_collection(self.client, name, self.model_id, self.dim)
-
-    def other_models(self) -> dict[str, int]:
-        """Model ids of other models' person collections in this Chroma, with their person counts."""
-        return person_collections(self.client, exclude={self.persons.name})
 
     def registration_lock(self) -> AbstractContextManager[Any]:
         """Only within this process: the Chroma-only format has no way to serialise across processes."""

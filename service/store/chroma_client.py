@@ -77,18 +77,6 @@ def model_collection(client: Any, name: str, model_id: str, dim: int) -> Any:
     return collection
 
 
-@store_errors
-def person_collections(client: Any, exclude: set[str]) -> dict[str, int]:
-    """{model id: person count} of every person collection but ``exclude``."""
-    out = {}
-    for collection in client.list_collections():
-        name = getattr(collection, "name", collection)
-        if name.startswith("persons-") and name not in exclude:
-            other = client.get_collection(name)
-            out[str((other.metadata or {}).get("model_id", name))] = other.count()
-    return out
-
-
 def purge_files(path: Path) -> None:
     """Remove what an embedded Chroma keeps of deleted records: free pages of ``chroma.sqlite3`` (Chroma's
     own connection does not zero them) and HNSW segment folders no collection uses any more (a dropped
