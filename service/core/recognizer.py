@@ -143,18 +143,18 @@ class Recognizer:
     def delete_face(self, person_id: str, face_id: str) -> Person:
         """Remove one face and refresh the template. A person's last face cannot go: a person without faces
         has no template to match, so delete the person instead."""
+        missing = FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
+                               details={"person_id": person_id, "face_id": face_id})
         with self.store.registration_lock(), self._writes:
             faces = self.store.faces_of(self.require_person(person_id).id, embeddings=True)
             if face_id not in {f.id for f in faces}:
-                raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
-                                   details={"person_id": person_id, "face_id": face_id})
+                raise missing
             if len(faces) <= 1:
                 raise ValidationError("this is the person's last face; delete the person instead",
                                       field="face_id", details={"person_id": person_id, "face_id": face_id})
             kept = [f.embedding for f in faces if f.id != face_id and f.embedding is not None]
             if not self.store.delete_face(person_id, face_id, template=template(kept)):
-                raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}",
-                                   details={"person_id": person_id, "face_id": face_id})
+                raise missing  # gone since it was read (another host on the old format)
             person = self.require_person(person_id)
         log.info("decision", extra={"op": "delete_face", "decision": "erased", "person_id": person_id,
                                     "face_id": face_id})
