@@ -18,7 +18,7 @@ def test_upgraded_database_equals_the_schema(backend, tmp_path, request):
         upgrade(engine)  # a second upgrade changes nothing
         with engine.connect() as db:
             assert compare_metadata(MigrationContext.configure(db), metadata) == []
-            assert MigrationContext.configure(db).get_current_revision() == "0001"
+            assert MigrationContext.configure(db).get_current_revision() == "0002"
         assert set(inspect(engine).get_table_names()) == {"persons", "faces", "alembic_version"}
     finally:
         engine.dispose()
@@ -53,3 +53,17 @@ def test_an_unreachable_database_is_a_store_failure_not_a_bug(tmp_path):
             pass
     with pytest.raises(StoreUnavailable):
         open_database(f"postgresql+psycopg://faceid@127.0.0.1:{free_port()}/faceid", tmp_path)
+
+
+def test_a_database_from_revision_0001_gets_the_listing_index(tmp_path):
+    engine = open_database("", tmp_path)
+    try:
+        with engine.begin() as db:  # as a 0001 database was: no listing index
+            db.exec_driver_sql("DROP INDEX ix_persons_listing")
+            db.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+        upgrade(engine)
+        assert "ix_persons_listing" in {i["name"] for i in inspect(engine).get_indexes("persons")}
+        with engine.connect() as db:
+            assert MigrationContext.configure(db).get_current_revision() == "0002"
+    finally:
+        engine.dispose()

@@ -30,6 +30,8 @@ persons = Table(
     PrimaryKeyConstraint("model_id", "id", name="pk_persons"),
 )
 Index("ix_persons_name_key", persons.c.model_id, persons.c.name_key)
+# Listing order, so a keyset page is an index range scan, not a sort of the whole gallery (revision 0002).
+Index("ix_persons_listing", persons.c.model_id, persons.c.created_at, persons.c.id)
 
 faces = Table(
     "faces", metadata,
