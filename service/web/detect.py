@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from . import inputs, schemas
+from . import inputs, models, schemas
 from .auth import require
 from .context import get_recognizer
+from .openapi import operation
 
 bp = Blueprint("detect", __name__, url_prefix="/v1")
 
 
 @bp.post("/detect")
+@operation("Every face: box, 5 landmarks, probability; largest first", scope="client",
+           json=models.OneImageJson, form=models.OneImageForm, responses={200: models.Detection})
 @require("client")
 def detect() -> Response:
     (data,) = inputs.images(at_most=1)

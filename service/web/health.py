@@ -4,17 +4,22 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from ..errors import StoreUnavailable
+from . import models, schemas
 from .context import get_recognizer
+from .openapi import operation
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@operation("Liveness: the process answers", scope=None, rate_limited=False, responses={200: models.Alive})
 def healthz() -> Response:
-    return jsonify({"status": "ok"})
+    return jsonify(schemas.alive())
 
 
 @bp.get("/readyz")
+@operation("Readiness: the models are loaded and the store answers", scope=None, rate_limited=False,
+           responses={200: models.Ready, 503: models.Ready})
 def readyz() -> tuple[Response, int]:
     """Ready when the models are loaded and the store answers."""
     recognizer = get_recognizer()
@@ -22,7 +27,5 @@ def readyz() -> tuple[Response, int]:
         store = recognizer.store.heartbeat()
     except StoreUnavailable:
         store = False
-    checks = {"model": recognizer.ready, "store": bool(store)}
-    ok = all(checks.values())
-    return jsonify({"status": "ready" if ok else "not_ready", "checks": checks,
-                    "model": recognizer.model_id}), 200 if ok else 503
+    body = schemas.readiness(recognizer.model_id, recognizer.ready, bool(store))
+    return jsonify(body), 200 if body["status"] == "ready" else 503

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from ..errors import ValidationError
-from . import fields, inputs, schemas
+from ..errors import NoFace, PersonNotFound, StoreUnavailable, ValidationError
+from . import fields, inputs, models, schemas
 from .auth import require, reveals_scores
 from .context import get_recognizer
+from .openapi import operation
 
 bp = Blueprint("matching", __name__, url_prefix="/v1")
 
 
 @bp.post("/verify")
+@operation("1:1: is the largest face this person?", scope="client", json=models.VerifyJson, form=models.VerifyForm,
+           responses={200: (models.Verification, models.VerifyDecision)},
+           errors=[PersonNotFound, NoFace, StoreUnavailable],
+           description="Client keys get the decision only (`VerifyDecision`); admin keys also the similarity and "
+                       "threshold. Also limited per target person, whatever the key.")
 @require("client")
 def verify() -> Response:
     values = inputs.fields()
@@ -22,6 +28,11 @@ def verify() -> Response:
 
 
 @bp.post("/identify")
+@operation("1:N: who is this? (open-set threshold for the gallery size)", scope="client", json=models.IdentifyJson,
+           form=models.IdentifyForm, responses={200: (models.Identification, models.IdentifyDecision)},
+           errors=[NoFace, StoreUnavailable],
+           description="Client keys get the match only, when it clears the threshold (`IdentifyDecision`); admin "
+                       "keys also the scores, the threshold and the ranked candidates.")
 @require("client")
 def identify() -> Response:
     recognizer = get_recognizer()
@@ -35,6 +46,8 @@ def identify() -> Response:
 
 
 @bp.post("/compare")
+@operation("Two images: similarity and decision; nothing stored", scope="client", json=models.CompareJson,
+           form=models.CompareForm, responses={200: models.Comparison}, errors=[NoFace])
 @require("client")
 def compare() -> Response:
     values = inputs.fields()

@@ -7,16 +7,23 @@ import json
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from .. import errors as e
 from ..errors import Forbidden, ValidationError
-from . import fields, inputs, schemas
+from . import fields, inputs, models, schemas
 from .auth import require
 from .context import get_recognizer, get_settings
+from .openapi import operation
 
 bp = Blueprint("persons", __name__, url_prefix="/v1/persons")
 MAX_LIMIT = 100
 
 
 @bp.post("")
+@operation("Register a person from one or more images (all or nothing)", scope="client", json=models.RegisterJson,
+           form=models.RegisterForm, responses={201: models.PersonWithFaces},
+           errors=[e.PersonExists, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality, e.StoreUnavailable],
+           description="Every image must hold exactly one usable face. A client key's `duplicate_face` does not "
+                       "say who.")
 @require("client")
 def register() -> tuple[Response, int]:
     settings = get_settings()
@@ -30,6 +37,11 @@ def register() -> tuple[Response, int]:
 
 
 @bp.post("/<person_id>/faces")
+@operation("Add faces to a person: each must match them", scope="client", json=models.AddFacesJson,
+           form=models.AddFacesForm, responses={201: models.PersonWithFaces},
+           errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality,
+                   e.FaceMismatch, e.StoreUnavailable],
+           description="403 `forbidden` for `allow_mismatch` with a client key.")
 @require("client")
 def add_faces(person_id: str) -> tuple[Response, int]:
     images = inputs.images(at_most=get_settings().max_images_per_request)
@@ -42,6 +54,8 @@ def add_faces(person_id: str) -> tuple[Response, int]:
 
 
 @bp.get("")
+@operation("List persons, a page at a time", scope="admin", query=models.PersonsQuery,
+           responses={200: models.PersonsPage}, errors=[e.StoreUnavailable])
 @require("admin")
 def list_persons() -> Response:
     """Pages by keyset: ``next_cursor`` names the last person shown, so a page costs the same anywhere in a
@@ -58,6 +72,8 @@ def list_persons() -> Response:
 
 
 @bp.get("/<person_id>")
+@operation("A person and their faces", scope="admin", responses={200: models.PersonWithFaces},
+           errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def get_person(person_id: str) -> Response:
     person, faces = get_recognizer().person_faces(person_id)
@@ -65,6 +81,8 @@ def get_person(person_id: str) -> Response:
 
 
 @bp.patch("/<person_id>")
+@operation("Change name and/or metadata", scope="admin", json=models.PersonPatch,
+           responses={200: models.PersonReply}, errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def update_person(person_id: str) -> Response:
     values = inputs.fields()
@@ -77,24 +95,30 @@ def update_person(person_id: str) -> Response:
     if name is None and metadata is None:
         raise ValidationError("send 'name' and/or 'metadata'", field="name")
     person = get_recognizer().update_person(person_id, name=name, metadata=metadata)
-    return jsonify({"person": schemas.person(person)})
+    return jsonify(schemas.person(person))
 
 
 @bp.delete("/<person_id>")
+@operation("Erase the person with every face, crop and embedding", scope="admin",
+           responses={200: models.PersonDeleted}, errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def delete_person(person_id: str) -> Response:
     person = get_recognizer().delete_person(person_id)
-    return jsonify({"deleted": {"person_id": person.id, "faces": person.face_count}})
+    return jsonify(schemas.person_deleted(person))
 
 
 @bp.delete("/<person_id>/faces/<face_id>")
+@operation("Delete one face (not the person's last)", scope="admin", responses={200: models.FaceDeleted},
+           errors=[e.ValidationError, e.PersonNotFound, e.FaceNotFound, e.StoreUnavailable])
 @require("admin")
 def delete_face(person_id: str, face_id: str) -> Response:
     person = get_recognizer().delete_face(person_id, face_id)
-    return jsonify({"deleted": {"person_id": person_id, "face_id": face_id}, "person": schemas.person(person)})
+    return jsonify(schemas.face_deleted(person_id, face_id, person))
 
 
 @bp.get("/<person_id>/faces/<face_id>/crop")
+@operation("The stored aligned face crop", scope="admin", responses={200: "image/jpeg"},
+           errors=[e.PersonNotFound, e.FaceNotFound, e.StoreUnavailable])
 @require("admin")
 def face_crop(person_id: str, face_id: str) -> Response:
     data = get_recognizer().face_crop(person_id, face_id)

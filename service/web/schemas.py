@@ -1,5 +1,6 @@
 """The only place that shapes JSON: records and decisions from the core in, response bodies out. Scores are
-rounded to 4 decimals and boxes to 0.1 px here and nowhere else."""
+rounded to 4 decimals and boxes to 0.1 px here and nowhere else. Every body is built as its model in
+``models`` (the one the API description publishes), so a body that does not fit its description fails here."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -8,75 +9,111 @@ from typing import Any
 from flask import url_for
 
 from ..core.records import LANDMARK_NAMES, Candidate, Detection, Face, Identification, Person, StoredFace, Verdict
+from . import models as m
 
 
 def _score(x: float) -> float:
     return round(float(x), 4)
 
 
-def face(f: Face) -> dict[str, Any]:
-    return {"box": f.box_dict(),
-            "landmarks": {name: [round(float(x), 1), round(float(y), 1)]
-                          for name, (x, y) in zip(LANDMARK_NAMES, f.landmarks)},
-            "probability": _score(f.probability)}
+def _body(model: m.Reply) -> dict[str, Any]:
+    """The JSON body of ``model``: the fields it was given (an optional field left out stays out)."""
+    return model.model_dump(mode="json", exclude_unset=True)
+
+
+def _box(f: Face) -> m.Box:
+    return m.Box(**f.box_dict())
+
+
+def _face(f: Face) -> m.DetectedFace:
+    return m.DetectedFace(
+        box=_box(f), probability=_score(f.probability),
+        landmarks=m.Landmarks(**{name: (round(float(x), 1), round(float(y), 1))
+                                 for name, (x, y) in zip(LANDMARK_NAMES, f.landmarks)}))
 
 
 def detection(d: Detection) -> dict[str, Any]:
-    return {"image": {"width": d.image_width, "height": d.image_height}, "faces": [face(f) for f in d.faces]}
+    return _body(m.Detection(image=m.ImageSize(width=d.image_width, height=d.image_height),
+                             faces=[_face(f) for f in d.faces]))
+
+
+def _person(p: Person) -> m.Person:
+    return m.Person(id=p.id, name=p.name, metadata=p.metadata, face_count=p.face_count, created_at=p.created_at,
+                    updated_at=p.updated_at)
 
 
 def person(p: Person) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "metadata": p.metadata, "face_count": p.face_count,
-            "created_at": p.created_at, "updated_at": p.updated_at}
+    return _body(m.PersonReply(person=_person(p)))
 
 
-def stored_faces(person_id: str, faces: Iterable[StoredFace]) -> list[dict[str, Any]]:
+def _stored_faces(person_id: str, faces: Iterable[StoredFace]) -> list[m.StoredFace]:
     out = []
     for f in faces:
-        item: dict[str, Any] = {"id": f.id, "box": f.box, "quality": f.quality, "created_at": f.created_at}
+        item = m.StoredFace(id=f.id, box=m.Box(**f.box), quality=f.quality, created_at=f.created_at)
         if f.has_crop:
-            item["crop_url"] = url_for("persons.face_crop", person_id=person_id, face_id=f.id)
+            item.crop_url = url_for("persons.face_crop", person_id=person_id, face_id=f.id)
         out.append(item)
     return out
 
 
 def person_with_faces(p: Person, faces: Iterable[StoredFace]) -> dict[str, Any]:
-    return {"person": person(p), "faces": stored_faces(p.id, faces)}
+    return _body(m.PersonWithFaces(person=_person(p), faces=_stored_faces(p.id, faces)))
 
 
 def persons_page(people: list[Person], total: int, limit: int, offset: int,
                  next_cursor: str | None) -> dict[str, Any]:
-    return {"items": [person(p) for p in people], "total": total, "limit": limit, "offset": offset,
-            "next_cursor": next_cursor}
+    return _body(m.PersonsPage(items=[_person(p) for p in people], total=total, limit=limit, offset=offset,
+                               next_cursor=next_cursor))
+
+
+def person_deleted(p: Person) -> dict[str, Any]:
+    return _body(m.PersonDeleted(deleted=m.DeletedPerson(person_id=p.id, faces=p.face_count)))
+
+
+def face_deleted(person_id: str, face_id: str, p: Person) -> dict[str, Any]:
+    return _body(m.FaceDeleted(deleted=m.DeletedFace(person_id=person_id, face_id=face_id), person=_person(p)))
 
 
 def verification(v: Verdict, *, reveal: bool) -> dict[str, Any]:
+    person_id = v.person_id or ""
     if not reveal:
-        return {"match": v.match, "person_id": v.person_id, "box": v.faces[0].box_dict()}
-    return {"match": v.match, "similarity": _score(v.similarity), "threshold": _score(v.threshold),
-            "person_id": v.person_id, "box": v.faces[0].box_dict()}
+        return _body(m.VerifyDecision(match=v.match, person_id=person_id, box=_box(v.faces[0])))
+    return _body(m.Verification(match=v.match, similarity=_score(v.similarity), threshold=_score(v.threshold),
+                                person_id=person_id, box=_box(v.faces[0])))
 
 
 def comparison(v: Verdict) -> dict[str, Any]:
-    return {"match": v.match, "similarity": _score(v.similarity), "threshold": _score(v.threshold),
-            "boxes": [f.box_dict() for f in v.faces]}
+    return _body(m.Comparison(match=v.match, similarity=_score(v.similarity), threshold=_score(v.threshold),
+                              boxes=[_box(f) for f in v.faces]))
 
 
-def candidate(c: Candidate) -> dict[str, Any]:
-    return {"person_id": c.person_id, "name": c.name, "similarity": _score(c.similarity)}
+def _candidate(c: Candidate) -> m.Candidate:
+    return m.Candidate(person_id=c.person_id, name=c.name, similarity=_score(c.similarity))
 
 
 def identification(result: Identification, *, reveal: bool) -> dict[str, Any]:
     if not reveal:  # the decision only: who matched, nothing about who else is enrolled
-        return {"faces": [{"box": f.face.box_dict(),
-                           "match": {"person_id": f.match.person_id, "name": f.match.name} if f.match else None}
-                          for f in result.faces]}
-    return {"threshold": _score(result.threshold), "gallery_size": result.gallery_size,
-            "per_comparison_far": float(f"{result.per_comparison_far:.3g}"),
-            "target_open_set_far": result.target_open_set_far,
-            "faces": [{"box": f.face.box_dict(), "match": candidate(f.match) if f.match else None,
-                       "candidates": [candidate(c) for c in f.candidates]} for f in result.faces]}
+        return _body(m.IdentifyDecision(faces=[
+            m.DecidedFace(box=_box(f.face),
+                          match=m.MatchRef(person_id=f.match.person_id, name=f.match.name) if f.match else None)
+            for f in result.faces]))
+    return _body(m.Identification(
+        threshold=_score(result.threshold), gallery_size=result.gallery_size,
+        per_comparison_far=float(f"{result.per_comparison_far:.3g}"),
+        target_open_set_far=result.target_open_set_far,
+        faces=[m.IdentifiedFace(box=_box(f.face), match=_candidate(f.match) if f.match else None,
+                                candidates=[_candidate(c) for c in f.candidates]) for f in result.faces]))
+
+
+def alive() -> dict[str, Any]:
+    return _body(m.Alive(status="ok"))
+
+
+def readiness(model_id: str, model_ready: bool, store_ready: bool) -> dict[str, Any]:
+    ok = model_ready and store_ready
+    return _body(m.Ready(status="ready" if ok else "not_ready", model=model_id,
+                         checks=m.ReadyChecks(model=model_ready, store=store_ready)))
 
 
 def error(code: str, message: str, details: dict[str, Any], request_id: str | None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details, "request_id": request_id}}
+    return _body(m.Error(error=m.ErrorBody(code=code, message=message, details=details, request_id=request_id)))

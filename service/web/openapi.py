@@ -1,0 +1,235 @@
+"""The API description, generated: each view declares itself once with ``@operation(...)`` beside its route,
+and ``spec(app)`` writes ``/openapi.json`` (OpenAPI 3.1) from the app's URL map, those declarations and the
+pydantic models of ``models`` (which also shape every response body, in ``schemas``).
+
+Declaring an endpoint::
+
+    @bp.post("/keys")
+    @operation("Create an API key", scope="admin", json=models.KeyCreate,
+               responses={201: models.KeyCreated}, errors=[ValidationError])
+    @require("admin")
+    def create_key() -> ...
+
+What every operation can answer is added from what it declares, so it is written once for all of them:
+a ``scope`` adds 401 ``unauthorized`` (and 403 ``forbidden`` for ``admin``) and 429 ``rate_limited``; a body
+adds 400 ``validation_error``, 408 ``request_timeout``, 413 ``payload_too_large`` and 415
+``unsupported_media_type``; an image in it adds 400 ``invalid_image``; a query adds 400 ``validation_error``.
+``errors`` lists the rest (404 ``person_not_found``, 409, 422, 503 ...). A test fails for any route without a
+declaration, so a new endpoint cannot go undescribed.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from flask import Flask
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+
+from .. import errors as e
+from . import models
+
+F = TypeVar("F", bound=Callable[..., Any])
+Scope = Literal["client", "admin"]
+# A response body: a model, several (oneOf: the least-revealing variants), or a non-JSON media type.
+Answer = type[BaseModel] | tuple[type[BaseModel], ...] | str
+REF = "#/components/schemas/{model}"
+_ATTR = "openapi_operation"
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    scope: Scope | None
+    responses: Mapping[int, Answer]
+    errors: tuple[type[e.FaceIdError], ...] = ()
+    json: type[BaseModel] | None = None
+    form: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    description: str = ""
+    rate_limited: bool = True
+    path_params: Mapping[str, str] = field(default_factory=dict)
+
+    def all_errors(self) -> list[type[e.FaceIdError]]:
+        found: list[type[e.FaceIdError]] = []
+        if self.scope is not None:
+            found.append(e.Unauthorized)
+            if self.scope == "admin":
+                found.append(e.Forbidden)
+        if self.json or self.form:
+            found += [e.ValidationError, e.RequestTimeout, e.PayloadTooLarge, e.UnsupportedMediaType]
+            if any("image" in m.model_fields for m in (self.json, self.form) if m is not None):
+                found.append(e.InvalidImage)
+        if self.query:
+            found.append(e.ValidationError)
+        if self.rate_limited:
+            found.append(e.RateLimited)
+        found += self.errors
+        return list(dict.fromkeys(found))
+
+
+def operation(summary: str, *, scope: Scope | None, responses: Mapping[int, Answer],
+              errors: Iterable[type[e.FaceIdError]] = (), json: type[BaseModel] | None = None,
+              form: type[BaseModel] | None = None, query: type[BaseModel] | None = None, description: str = "",
+              rate_limited: bool = True, path_params: Mapping[str, str] | None = None) -> Callable[[F], F]:
+    """Declares the view it decorates (put it right under the route decorator): what it needs, takes and
+    answers. The declaration is all ``/openapi.json`` knows about the endpoint."""
+    op = Operation(summary, scope, dict(responses), tuple(errors), json, form, query, description, rate_limited,
+                   dict(path_params or {}))
+
+    def decorator(view: F) -> F:
+        setattr(view, _ATTR, op)
+        return view
+    return decorator
+
+
+def hidden(view: F) -> F:
+    """Marks a route that is not part of the API (the docs page and its files)."""
+    setattr(view, _ATTR, None)
+    return view
+
+
+def declaration(view: Callable[..., Any]) -> Operation | None | Literal[False]:
+    """The view's declaration, None for a hidden route, False for an undeclared one (wrappers such as
+    Flask-Limiter's are looked through)."""
+    seen: Any = view
+    while seen is not None:
+        if hasattr(seen, _ATTR):
+            found: Operation | None = getattr(seen, _ATTR)
+            return found
+        seen = getattr(seen, "__wrapped__", None)
+    return False
+
+
+def undeclared_routes(app: Flask) -> list[str]:
+    return sorted(f"{sorted(rule.methods or ())} {rule.rule}" for rule in app.url_map.iter_rules()
+                  if rule.endpoint != "static" and declaration(app.view_functions[rule.endpoint]) is False)
+
+
+_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+HEADERS = {"X-Request-ID": {"description": "the request's id (the caller's X-Request-ID when sane, else generated)",
+                             "required": True, "schema": {"type": "string", "minLength": 1}},
+           "Retry-After": {"description": "seconds to wait", "required": True,
+                           "schema": {"type": "string", "pattern": r"^\d+$"}}}
+_REQUEST_ID = {"$ref": "#/components/headers/X-Request-ID"}
+_RETRY_AFTER = {"$ref": "#/components/headers/Retry-After"}
+
+
+class _Schemas(GenerateJsonSchema):
+    """pydantic's JSON Schema without a title on every property (the names say it)."""
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``app``: every declared route, with the models as components."""
+    operations: list[tuple[str, str, str, Operation]] = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static":
+            continue
+        op = declaration(app.view_functions[rule.endpoint])
+        if not op:
+            continue
+        path = _PARAM.sub(r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operations.append((path, method.lower(), rule.endpoint, op))
+
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(models.Error, "serialization"): None}
+    for _, _, _, op in operations:
+        for answer in op.responses.values():
+            for model in (answer if isinstance(answer, tuple) else (answer,)):
+                if not isinstance(model, str):
+                    wanted[(model, "serialization")] = None
+        for body in (op.json, op.form, op.query):
+            if body is not None:
+                wanted[(body, "validation")] = None
+    refs, top = models_json_schema(list(wanted), ref_template=REF, schema_generator=_Schemas)
+    components = dict(sorted(top.get("$defs", {}).items()))
+
+    def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        return dict(refs[(model, mode)])
+
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, endpoint, op in operations:
+        paths.setdefault(path, {})[method] = _operation(path, endpoint, op, ref, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Face ID service", "version": "1", "description": _DESCRIPTION + "\n\n" + e.markdown_table()},
+        "components": {"securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+                       "headers": HEADERS, "schemas": components},
+        "paths": paths,
+    }
+
+
+_DESCRIPTION = """Register a person from a selfie, verify (1:1), identify (1:N), compare and detect, offline.
+
+API key in the `X-API-Key` header: `client` keys may register, add faces, verify, identify, compare and detect;
+`admin` keys may do everything and see scores (client keys see decisions only). Images as multipart file field
+`image` (repeatable where several are allowed) or JSON with base64 strings in `image` / `images`.
+
+Every error is `{"error": {"code", "message", "details", "request_id"}}`; the codes are stable:"""
+
+
+def _operation(path: str, endpoint: str, op: Operation, ref: Callable[[type[BaseModel], JsonSchemaMode], Any],
+               components: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": endpoint.replace(".", "_"), "tags": [endpoint.split(".")[0]],
+                           "summary": op.summary}
+    description = op.description
+    if op.scope:
+        out["security"] = [{"apiKey": []}]
+        description = f"Scope: `{op.scope}`." + (f" {description}" if description else "")
+    if description:
+        out["description"] = description
+    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+               **({"description": op.path_params[name]} if name in op.path_params else {})}
+              for name in re.findall(r"{([^}]+)}", path)]
+    if op.query is not None:
+        schema = components.get(op.query.__name__) or op.query.model_json_schema()
+        for name, prop in schema["properties"].items():
+            prop = dict(prop)
+            description = prop.pop("description", None)
+            prop.pop("title", None)
+            params.append({"name": name, "in": "query", "required": name in schema.get("required", ()),
+                           "schema": prop, **({"description": description} if description else {})})
+    if params:
+        out["parameters"] = params
+    content: dict[str, Any] = {}
+    if op.form is not None:
+        content["multipart/form-data"] = {"schema": ref(op.form, "validation")}
+    if op.json is not None:
+        content["application/json"] = {"schema": ref(op.json, "validation")}
+    if content:
+        out["requestBody"] = {"required": True, "content": content}
+    responses: dict[str, Any] = {}
+    for status, answer in sorted(op.responses.items()):
+        responses[str(status)] = {"description": _answer_description(status, answer),
+                                  "headers": {"X-Request-ID": _REQUEST_ID}, "content": _content(answer, ref)}
+    by_status: dict[int, list[type[e.FaceIdError]]] = {}
+    for cls in op.all_errors():
+        by_status.setdefault(cls.status, []).append(cls)
+    for status, classes in sorted(by_status.items()):
+        codes = [c.code for c in classes]
+        schema = {"allOf": [ref(models.Error, "serialization"), {"properties": {"error": {"properties": {
+            "code": {"enum": codes}}}}}]}
+        headers = {"X-Request-ID": _REQUEST_ID, **({"Retry-After": _RETRY_AFTER} if status == 429 else {})}
+        responses[str(status)] = {"description": "; ".join(f"`{c.code}`: {e.when(c)}" for c in classes),
+                                  "headers": headers, "content": {"application/json": {"schema": schema}}}
+    out["responses"] = dict(sorted(responses.items()))
+    return out
+
+
+def _answer_description(status: int, answer: Answer) -> str:
+    if isinstance(answer, str):
+        return answer
+    variants = answer if isinstance(answer, tuple) else (answer,)
+    return " Or: ".join((m.__doc__ or "").strip() for m in variants if m.__doc__) or "OK"
+
+
+def _content(answer: Answer, ref: Callable[[type[BaseModel], JsonSchemaMode], Any]) -> dict[str, Any]:
+    if isinstance(answer, str):
+        return {answer: {"schema": {"type": "string", "contentMediaType": answer}}}
+    if isinstance(answer, tuple):
+        return {"application/json": {"schema": {"oneOf": [ref(m, "serialization") for m in answer]}}}
+    return {"application/json": {"schema": ref(answer, "serialization")}}
