@@ -52,10 +52,14 @@ def _verify_target() -> str:
     return f"verify-person:{person_id if isinstance(person_id, str) else ''}"
 
 
+def _unlimited() -> bool:
+    return request.path in UNLIMITED or request.path.startswith("/docs/")  # the docs page's own files
+
+
 def init_app(app: Flask, *, enabled: bool, storage_url: str) -> None:
     """One limiter per app (its own counters and switch); call after the blueprints are registered."""
     limiter = Limiter(key_func=lambda: _caller()[0], default_limits=[_caller_limit], headers_enabled=True,
-                      default_limits_exempt_when=lambda: request.path in UNLIMITED, storage_uri=storage_url,
+                      default_limits_exempt_when=_unlimited, storage_uri=storage_url,
                       strategy="moving-window", enabled=enabled)
     limiter.init_app(app)
     per_person = limiter.limit(lambda: get_settings().rate_limit_verify_per_person, key_func=_verify_target)
