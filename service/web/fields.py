@@ -87,11 +87,13 @@ def _scalar(values: Mapping[str, Any], name: str, convert: Callable[[Any], T], w
         if isinstance(value, bool):
             raise ValueError
         return convert(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int() of 1e999, which JSON parses to inf
         raise ValidationError(f"'{name}' must be {what}", field=name) from None
 
 
 def integer(values: Mapping[str, Any], name: str, *, default: int, low: int, high: int) -> int:
+    if isinstance(values.get(name), float) and not values[name].is_integer():  # 5.5 is not 5
+        raise ValidationError(f"'{name}' must be an integer", field=name)
     number = _scalar(values, name, int, "an integer")
     if number is None:
         return default

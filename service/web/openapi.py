@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
 from .. import errors as e
+from ..core.recognizer import PERSON_ID
 from . import models
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,6 +110,8 @@ def undeclared_routes(app: Flask) -> list[str]:
 
 
 _PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+# Path parameters with a shape of their own (any other is a non-empty string).
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {"person_id": {"type": "string", "pattern": PERSON_ID.pattern}}
 HEADERS = {"X-Request-ID": {"description": "the request's id (the caller's X-Request-ID when sane, else generated)",
                              "required": True, "schema": {"type": "string", "minLength": 1}},
            "Retry-After": {"description": "seconds to wait", "required": True,
@@ -182,7 +185,8 @@ def _operation(path: str, endpoint: str, op: Operation, ref: Callable[[type[Base
         description = f"Scope: `{op.scope}`." + (f" {description}" if description else "")
     if description:
         out["description"] = description
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1},
+    params = [{"name": name, "in": "path", "required": True,
+               "schema": PATH_SCHEMAS.get(name, {"type": "string", "minLength": 1}),
                **({"description": op.path_params[name]} if name in op.path_params else {})}
               for name in re.findall(r"{([^}]+)}", path)]
     if op.query is not None:

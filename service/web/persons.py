@@ -61,6 +61,9 @@ def list_persons() -> Response:
     """Pages by keyset: ``next_cursor`` names the last person shown, so a page costs the same anywhere in a
     gallery of millions (``offset`` still works, for small jumps)."""
     values = request.args
+    unknown = sorted(set(values) - set(models.PersonsQuery.model_fields))
+    if unknown:  # a misspelt parameter (`limt=5`) would otherwise be a silent default
+        raise ValidationError(f"unknown query parameter(s): {', '.join(unknown)}", field=unknown[0])
     limit = fields.integer(values, "limit", default=20, low=1, high=MAX_LIMIT)
     offset = fields.integer(values, "offset", default=0, low=0, high=10**6)
     after = _decode_cursor(values["cursor"]) if values.get("cursor") else None
