@@ -141,7 +141,8 @@ def test_docs_page_is_swagger_ui_from_this_service_under_its_csp(client):
                        ("/docs/swagger-ui.css", "text/css")]:
         asset = client.get(path)
         assert asset.status_code == 200 and kind in asset.headers["Content-Type"], path
-    assert "/openapi.json" in client.get("/docs/init.js").get_data(as_text=True)
+    start = client.get("/docs/init.js").get_data(as_text=True)
+    assert "/openapi.json" in start and "validatorUrl: null" in start
     missing = client.get("/docs/../config.py")
     assert missing.status_code == 404 and client.get("/docs/nothing.js").get_json()["error"]["code"] == "not_found"
 

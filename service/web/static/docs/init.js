@@ -6,5 +6,6 @@ window.addEventListener("load", function () {
     deepLinking: true,
     defaultModelsExpandDepth: 0,
     tryItOutEnabled: false,
+    validatorUrl: null, // never send the description to an outside validator (nor load its badge)
   });
 });
