@@ -10,10 +10,12 @@ from sqlalchemy.engine import Engine
 
 from .config import Settings
 from .core.calibration import Calibration
+from .core.keys import Keys
 from .core.pipeline import FacePipeline, ImageLimits
 from .core.quality import QualityLimits
 from .core.recognizer import Policy, Recognizer
 from .errors import ConfigError
+from .keys import load_keys
 from .store.chroma_client import open_client
 from .store.chroma_index import PersonIndex
 from .store.database import LOCK_FILE, open_database
@@ -101,6 +103,17 @@ def _refuse_unmigrated(client: Any, engine: Engine, model_id: str) -> None:
         raise ConfigError(f"the store holds records in the old format (Chroma collections {', '.join(sorted(legacy))});"
                           f" stop the service and run `python -m enroll migrate` to move them into the records "
                           f"database", details={"collections": sorted(legacy), "model_id": model_id})
+
+
+def build_keys(settings: Settings, *, first_start: bool = True) -> Keys:
+    """The API keys: configured ones plus the records database's table (with ``first_start``, the first
+    keys are created when there are none)."""
+    engine = open_database(settings.database_url, settings.data_dir)
+    try:
+        return load_keys(settings, engine, first_start=first_start)
+    except BaseException:
+        engine.dispose()
+        raise
 
 
 def build_recognizer(settings: Settings) -> Recognizer:

@@ -132,8 +132,8 @@ class Settings:
     audit_retention_days: int = 90
 
     # --- API keys -----------------------------------------------------------------------------------
-    # Comma-separated keys (environment) or lists (TOML). When either is set, they replace the generated
-    # key file in the data dir.
+    # Comma-separated keys (environment) or lists (TOML), beside the database's keys (service/keys.py).
+    # When either is set, the first start creates no keys.
     admin_keys: tuple[str, ...] = ()
     client_keys: tuple[str, ...] = ()
 

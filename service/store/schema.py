@@ -1,5 +1,6 @@
 """The records tables: persons and faces of every model id, with the embeddings and crops themselves, so the
-vector index can always be rebuilt from them. Changed only through an Alembic migration
+vector index can always be rebuilt from them; and the API keys, so that every worker and host sees a
+revocation on its next request. Changed only through an Alembic migration
 (``store/migrations``; read its baseline's note first); the service upgrades the schema at start."""
 from __future__ import annotations
 
@@ -48,3 +49,19 @@ faces = Table(
                          name="fk_faces_person"),
 )
 Index("ix_faces_person", faces.c.model_id, faces.c.person_id)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), nullable=False),           # public: names the key in logs, the API and the CLI
+    Column("name", String(200), nullable=False),
+    Column("scopes", String(200), nullable=False),      # space-separated
+    Column("sha256", String(64), nullable=False),       # of the key itself, which is never stored
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=True),
+    Column("last_used_at", String(32), nullable=True),
+    Column("revoked_at", String(32), nullable=True),
+    Column("replaces", String(32), nullable=True),      # the key this one rotated
+    PrimaryKeyConstraint("id", name="pk_api_keys"),
+)
+# A request's key is found by its hash: one index probe, whatever the number of keys (revision 0003).
+Index("ix_api_keys_sha256", api_keys.c.sha256, unique=True)

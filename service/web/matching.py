@@ -12,7 +12,7 @@ bp = Blueprint("matching", __name__, url_prefix="/v1")
 
 
 @bp.post("/verify")
-@require("client")
+@require("verify")
 def verify() -> Response:
     values = inputs.fields()
     person_id = fields.required_text(values, "person_id", max_length=128)
@@ -22,7 +22,7 @@ def verify() -> Response:
 
 
 @bp.post("/identify")
-@require("client")
+@require("identify")
 def identify() -> Response:
     recognizer = get_recognizer()
     values = inputs.fields()
@@ -35,7 +35,7 @@ def identify() -> Response:
 
 
 @bp.post("/compare")
-@require("client")
+@require("verify")
 def compare() -> Response:
     values = inputs.fields()
     images = inputs.images(at_most=2)

@@ -1,15 +1,15 @@
-"""Persons: register (client), add faces (client), and the admin resource (list, get, edit, delete)."""
+"""Persons: register and add faces (scope ``enroll``), and the admin resource (list, get, edit, delete)."""
 from __future__ import annotations
 
 import base64
 import binascii
 import json
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ..errors import Forbidden, ValidationError
 from . import fields, inputs, schemas
-from .auth import require
+from .auth import is_admin, require
 from .context import get_recognizer, get_settings
 
 bp = Blueprint("persons", __name__, url_prefix="/v1/persons")
@@ -17,7 +17,7 @@ MAX_LIMIT = 100
 
 
 @bp.post("")
-@require("client")
+@require("enroll")
 def register() -> tuple[Response, int]:
     settings = get_settings()
     values = inputs.fields()
@@ -30,11 +30,11 @@ def register() -> tuple[Response, int]:
 
 
 @bp.post("/<person_id>/faces")
-@require("client")
+@require("enroll")
 def add_faces(person_id: str) -> tuple[Response, int]:
     images = inputs.images(at_most=get_settings().max_images_per_request)
     allow_mismatch = fields.boolean(inputs.fields(), "allow_mismatch")
-    if allow_mismatch and g.scope != "admin":
+    if allow_mismatch and not is_admin():
         raise Forbidden("only an admin key may add a face that does not match the person",
                         details={"required_scope": "admin", "field": "allow_mismatch"})
     person, faces = get_recognizer().add_faces(person_id, images, allow_mismatch=allow_mismatch)

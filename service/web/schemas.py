@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import url_for
 
+from ..core.keys import ApiKey
 from ..core.records import LANDMARK_NAMES, Candidate, Detection, Face, Identification, Person, StoredFace, Verdict
 
 
@@ -76,6 +77,13 @@ def identification(result: Identification, *, reveal: bool) -> dict[str, Any]:
             "target_open_set_far": result.target_open_set_far,
             "faces": [{"box": f.face.box_dict(), "match": candidate(f.match) if f.match else None,
                        "candidates": [candidate(c) for c in f.candidates]} for f in result.faces]}
+
+
+def api_key(k: ApiKey) -> dict[str, Any]:
+    """Never the secret or its hash: an answer that lists keys must not help anyone use them."""
+    return {"id": k.id, "name": k.name, "scopes": list(k.scopes), "source": k.source,
+            "created_at": k.created_at or None, "expires_at": k.expires_at, "last_used_at": k.last_used_at,
+            "revoked_at": k.revoked_at, "replaces": k.replaces}
 
 
 def error(code: str, message: str, details: dict[str, Any], request_id: str | None) -> dict[str, Any]:
