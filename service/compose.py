@@ -2,6 +2,7 @@
 and ``service.prepare`` all build through here, so they run the same pipeline on the same store."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,8 @@ from .core.quality import QualityLimits
 from .core.recognizer import Policy, Recognizer
 from .errors import ConfigError
 from .keys import load_keys
+from .logs import AUDITED
+from .store.audit import AuditTableHandler
 from .store.chroma_client import open_client
 from .store.chroma_index import PersonIndex
 from .store.database import LOCK_FILE, open_database
@@ -114,6 +117,26 @@ def build_keys(settings: Settings, *, first_start: bool = True) -> Keys:
     except BaseException:
         engine.dispose()
         raise
+
+
+def attach_audit_table(settings: Settings) -> AuditTableHandler | None:
+    """The audit loggers also write to the records database's ``audit_events`` (``audit_table``)."""
+    if not settings.audit_table:
+        return None
+    handler = AuditTableHandler(open_database(settings.database_url, settings.data_dir),
+                                settings.audit_retention_days)
+    for name in AUDITED:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+def detach_audit_table(handler: AuditTableHandler) -> None:
+    for name in AUDITED:
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
+    handler.engine.dispose()
 
 
 def build_recognizer(settings: Settings) -> Recognizer:

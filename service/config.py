@@ -128,8 +128,10 @@ class Settings:
     # --- audit trail: who did what to whom, as JSON lines (service/logs.py) ------------------------------
     # A file name in the data dir (or an absolute path); empty = no audit file (decisions still go to the log).
     audit_file: str = "audit.jsonl"
-    # Days of audit files kept (one file a day).
+    # Days of audit files kept (one file a day), and of rows in the records database's audit table.
     audit_retention_days: int = 90
+    # Also write the audit events to the records database (GET /v1/audit queries them from any worker).
+    audit_table: bool = True
 
     # --- API keys -----------------------------------------------------------------------------------
     # Comma-separated keys (environment) or lists (TOML), beside the database's keys (service/keys.py).
