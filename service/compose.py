@@ -52,7 +52,7 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
     has moved it."""
     engine = open_database(settings.database_url, settings.data_dir)
     try:
-        client, lock = open_client(settings.data_dir, settings.chroma_url)
+        client, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token)
     except BaseException:
         engine.dispose()
         raise
@@ -79,7 +79,7 @@ def migrate(settings: Settings, report: Callable[[dict[str, Any]], None]) -> int
     database and the index."""
     engine = open_database(settings.database_url, settings.data_dir)
     try:
-        client, lock = open_client(settings.data_dir, settings.chroma_url)
+        client, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token)
         try:
             return migrate_chroma_only(client, engine, settings.data_dir / LOCK_FILE, report)
         finally:

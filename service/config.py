@@ -77,6 +77,9 @@ class Settings:
     # Empty: embedded Chroma in <data_dir>/chroma (one process). Else a Chroma server, e.g.
     # http://127.0.0.1:8001, shared by several service instances.
     chroma_url: str = ""
+    # Sent to the Chroma server as "Authorization: Bearer <token>" on every request. Chroma 1.x's own
+    # `chroma run` does not check it: put an authenticating proxy (or Chroma's hosted service) in front.
+    chroma_token: str = field(default="", repr=False)
     # The records database (persons, faces, embeddings, crops). Empty: SQLite in <data_dir>/records.sqlite3
     # (one host). For several workers or hosts: PostgreSQL, e.g. postgresql+psycopg://user:pw@host/faceid.
     database_url: str = ""
