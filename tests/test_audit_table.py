@@ -41,11 +41,12 @@ def test_decisions_and_refusals_are_queryable_by_person_and_key(make_app):
 
 
 def test_rows_older_than_the_retention_are_purged(make_app):
+    """In chunks (PURGE_CHUNK rows a transaction), however many there are."""
     app = make_app(audit_retention_days=1)
     handler = get_audit(app)
     with handler.engine.begin() as db:
-        db.execute(insert(audit_events), [{"at": "2020-01-01T00:00:00.000Z", "op": "verify", "details": "{}"},
-                                          {"at": "2999-01-01T00:00:00.000Z", "op": "verify", "details": "{}"}])
+        db.execute(insert(audit_events), [{"at": "2020-01-01T00:00:00.000Z", "op": "verify", "details": "{}"}]
+                   * 12_001 + [{"at": "2999-01-01T00:00:00.000Z", "op": "verify", "details": "{}"}])
     handler.purge()
     with handler.engine.connect() as db:
         left = [row.at for row in db.execute(select(audit_events.c.at).where(audit_events.c.op == "verify"))]

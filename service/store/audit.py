@@ -30,6 +30,7 @@ log = logging.getLogger("faceid.audit.table")
 BATCH_INTERVAL_S = 0.25
 QUEUE_SIZE = 10_000
 PURGE_EVERY_S = 3600.0
+PURGE_CHUNK = 5000
 _OWN = {"op", "decision", "person_id", "subject", "match", "similarity", "best_similarity"}
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -99,9 +100,17 @@ class AuditTableHandler(logging.Handler):
             db.execute(insert(audit_events), rows)
 
     def purge(self) -> None:
+        """In chunks, each its own short transaction: a day of a busy service is millions of rows, and one
+        huge delete would hold SQLite's write lock (and every registration) for its whole duration."""
         cutoff = (datetime.now(UTC) - timedelta(days=self.retention_days)).isoformat(timespec="milliseconds")
-        with self.engine.begin() as db:
-            db.execute(delete(audit_events).where(audit_events.c.at < cutoff.replace("+00:00", "Z")))
+        old = select(audit_events.c.id).where(audit_events.c.at < cutoff.replace("+00:00", "Z")).limit(PURGE_CHUNK)
+        while True:
+            with self.engine.begin() as db:
+                ids = [row.id for row in db.execute(old)]
+                if ids:
+                    db.execute(delete(audit_events).where(audit_events.c.id.in_(ids)))
+            if len(ids) < PURGE_CHUNK:
+                return
 
     def _quietly(self, write: Any) -> None:
         """The store is down: the events stay in the file; the table misses them (said in the log)."""
