@@ -16,18 +16,15 @@ branch_labels = None
 depends_on = None
 
 
+def _strings(size: int, *names: str, nullable: bool = False) -> list[sa.Column]:
+    return [sa.Column(name, sa.String(size), nullable=nullable) for name in names]
+
+
 def upgrade() -> None:
     op.create_table(
         "api_keys",
-        sa.Column("id", sa.String(32), nullable=False),
-        sa.Column("name", sa.String(200), nullable=False),
-        sa.Column("scopes", sa.String(200), nullable=False),
-        sa.Column("sha256", sa.String(64), nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
-        sa.Column("expires_at", sa.String(32), nullable=True),
-        sa.Column("last_used_at", sa.String(32), nullable=True),
-        sa.Column("revoked_at", sa.String(32), nullable=True),
-        sa.Column("replaces", sa.String(32), nullable=True),
+        *_strings(32, "id", "created_at"), *_strings(200, "name", "scopes"), *_strings(64, "sha256"),
+        *_strings(32, "expires_at", "last_used_at", "revoked_at", "replaces", nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_api_keys"),
         if_not_exists=True,
     )
@@ -35,13 +32,9 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("at", sa.String(32), nullable=False),
-        sa.Column("op", sa.String(64), nullable=False),
-        sa.Column("actor", sa.String(64), nullable=True),
-        sa.Column("client_ip", sa.String(64), nullable=True),
-        sa.Column("request_id", sa.String(64), nullable=True),
-        sa.Column("person_id", sa.String(128), nullable=True),
-        sa.Column("decision", sa.String(64), nullable=True),
+        *_strings(32, "at"), *_strings(64, "op"),
+        *_strings(64, "actor", "client_ip", "request_id", "decision", nullable=True),
+        *_strings(128, "person_id", nullable=True),
         sa.Column("similarity", sa.Float, nullable=True),
         sa.Column("details", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audit_events"),
