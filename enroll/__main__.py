@@ -5,6 +5,7 @@
     python -m enroll migrate                # move a data dir of the Chroma-only format into the records database
     python -m enroll repair                 # make the vector index match the records (also done at every start)
     python -m enroll rebuild-index          # rebuild the vector index from the records; erasures final on disk
+    python -m enroll keys list|create|revoke|rotate   # API keys (see enroll/keys.py)
 
 With the embedded store, stop the service first: the data dir is locked by one process at a time.
 Each person is all-or-nothing, exactly like POST /v1/persons; failures are reported and the run goes on.
@@ -23,6 +24,8 @@ from service.core.recognizer import Recognizer
 from service.core.reindex import reindex
 from service.errors import FaceIdError
 from service.vision.embedders.registry import embedding_dim
+
+from . import keys
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -116,10 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="move a Chroma-only data dir into the records database")
     sub.add_parser("repair", help="make the vector index match the records")
     sub.add_parser("rebuild-index", help="rebuild the vector index from the records")
+    keys.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "reindex":
             return cmd_reindex(args.source, args.dim)
+        if args.command == "keys":
+            return keys.run(args)
         if args.command == "migrate":
             return cmd_migrate()
         if args.command in ("repair", "rebuild-index"):

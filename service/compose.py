@@ -2,6 +2,7 @@
 and ``service.prepare`` all build through here, so they run the same pipeline on the same store."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -10,10 +11,14 @@ from sqlalchemy.engine import Engine
 
 from .config import Settings
 from .core.calibration import Calibration
+from .core.keys import Keys
 from .core.pipeline import FacePipeline, ImageLimits
 from .core.quality import QualityLimits
 from .core.recognizer import Policy, Recognizer
 from .errors import ConfigError
+from .keys import load_keys
+from .logs import AUDITED
+from .store.audit import AuditTableHandler
 from .store.chroma_client import open_client
 from .store.chroma_index import PersonIndex
 from .store.database import LOCK_FILE, open_database
@@ -47,7 +52,7 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
     has moved it."""
     engine = open_database(settings.database_url, settings.data_dir)
     try:
-        client, lock = open_client(settings.data_dir, settings.chroma_url)
+        client, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token)
     except BaseException:
         engine.dispose()
         raise
@@ -74,7 +79,7 @@ def migrate(settings: Settings, report: Callable[[dict[str, Any]], None]) -> int
     database and the index."""
     engine = open_database(settings.database_url, settings.data_dir)
     try:
-        client, lock = open_client(settings.data_dir, settings.chroma_url)
+        client, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token)
         try:
             return migrate_chroma_only(client, engine, settings.data_dir / LOCK_FILE, report)
         finally:
@@ -101,6 +106,37 @@ def _refuse_unmigrated(client: Any, engine: Engine, model_id: str) -> None:
         raise ConfigError(f"the store holds records in the old format (Chroma collections {', '.join(sorted(legacy))});"
                           f" stop the service and run `python -m enroll migrate` to move them into the records "
                           f"database", details={"collections": sorted(legacy), "model_id": model_id})
+
+
+def build_keys(settings: Settings, *, first_start: bool = True) -> Keys:
+    """The API keys: configured ones plus the records database's table (with ``first_start``, the first
+    keys are created when there are none)."""
+    engine = open_database(settings.database_url, settings.data_dir)
+    try:
+        return load_keys(settings, engine, first_start=first_start)
+    except BaseException:
+        engine.dispose()
+        raise
+
+
+def attach_audit_table(settings: Settings) -> AuditTableHandler | None:
+    """The audit loggers also write to the records database's ``audit_events`` (``audit_table``)."""
+    if not settings.audit_table:
+        return None
+    handler = AuditTableHandler(open_database(settings.database_url, settings.data_dir),
+                                settings.audit_retention_days)
+    for name in AUDITED:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+def detach_audit_table(handler: AuditTableHandler) -> None:
+    for name in AUDITED:
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
+    handler.engine.dispose()
 
 
 def build_recognizer(settings: Settings) -> Recognizer:

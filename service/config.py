@@ -77,6 +77,9 @@ class Settings:
     # Empty: embedded Chroma in <data_dir>/chroma (one process). Else a Chroma server, e.g.
     # http://127.0.0.1:8001, shared by several service instances.
     chroma_url: str = ""
+    # Sent to the Chroma server as "Authorization: Bearer <token>" on every request. Chroma 1.x's own
+    # `chroma run` does not check it: put an authenticating proxy (or Chroma's hosted service) in front.
+    chroma_token: str = field(default="", repr=False)
     # The records database (persons, faces, embeddings, crops). Empty: SQLite in <data_dir>/records.sqlite3
     # (one host). For several workers or hosts: PostgreSQL, e.g. postgresql+psycopg://user:pw@host/faceid.
     database_url: str = ""
@@ -128,12 +131,14 @@ class Settings:
     # --- audit trail: who did what to whom, as JSON lines (service/logs.py) ------------------------------
     # A file name in the data dir (or an absolute path); empty = no audit file (decisions still go to the log).
     audit_file: str = "audit.jsonl"
-    # Days of audit files kept (one file a day).
+    # Days of audit files kept (one file a day), and of rows in the records database's audit table.
     audit_retention_days: int = 90
+    # Also write the audit events to the records database (GET /v1/audit queries them from any worker).
+    audit_table: bool = True
 
     # --- API keys -----------------------------------------------------------------------------------
-    # Comma-separated keys (environment) or lists (TOML). When either is set, they replace the generated
-    # key file in the data dir.
+    # Comma-separated keys (environment) or lists (TOML), beside the database's keys (service/keys.py).
+    # When either is set, the first start creates no keys.
     admin_keys: tuple[str, ...] = ()
     client_keys: tuple[str, ...] = ()
 

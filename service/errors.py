@@ -58,7 +58,8 @@ class Unauthorized(FaceIdError, code="unauthorized", status=401, message="missin
 
 
 class Forbidden(FaceIdError, code="forbidden", status=403, message="this API key may not do that"):
-    """A client key on an admin endpoint."""
+    """The key lacks the scope the endpoint needs (`details.required_scope`), e.g. a `verify` key on
+    register, or a non-admin key on an admin endpoint."""
 
 
 class NotFound(FaceIdError, code="not_found", status=404, message="no such resource"):
@@ -71,6 +72,10 @@ class PersonNotFound(NotFound, code="person_not_found", message="no such person"
 
 class FaceNotFound(NotFound, code="face_not_found", message="no such face"):
     """That person has no face (or stored crop) with that id."""
+
+
+class KeyNotFound(NotFound, code="key_not_found", message="no such API key"):
+    """Unknown API key id (or, on rotate, a key already revoked or expired)."""
 
 
 class MethodNotAllowed(FaceIdError, code="method_not_allowed", status=405,
@@ -94,6 +99,14 @@ class PersonExists(Conflict, code="person_exists", message="a person with this i
 class DuplicateFace(Conflict, code="duplicate_face", message="this face already belongs to another person"):
     """The face already matches *another* person (`details.person_id`; `duplicate_policy = "allow"` turns
     it off)."""
+
+
+class KeyInConfig(Conflict, code="key_in_config", message="this key is set in the configuration"):
+    """Revoke or rotate a key that comes from `admin_keys`/`client_keys`: change the configuration instead."""
+
+
+class LastAdminKey(Conflict, code="last_admin_key", message="this is the last active admin key"):
+    """Revoking it would lock every admin out; create another admin key first."""
 
 
 class PayloadTooLarge(FaceIdError, code="payload_too_large", status=413,

@@ -1,96 +1,89 @@
-"""API keys: two scopes, only hashes stored, constant-time checks (``web.auth`` applies them to requests).
+"""The service's keys at start: those fixed in the configuration, plus the records database's ``api_keys``
+table (managed with ``python -m enroll keys`` and the admin API ``/v1/keys``; see ``core.keys``).
 
-``client`` keys may register, add faces, verify, identify, compare and detect; ``admin`` keys may do
-everything (list, inspect, edit and delete people). Keys are 32 random bytes, so a plain SHA-256 is a safe
-hash (no password stretching needed). There are no built-in keys: on the first start with an empty data dir
-one admin and one client key are generated, printed once, and only their hashes are kept
-(``<data_dir>/api_keys.json``, mode 0600). ``FACEID_ADMIN_KEYS`` / ``FACEID_CLIENT_KEYS`` (comma-separated)
-replace that file for automated deployments.
+There are no built-in keys. On the first start with neither configured keys nor any key in the database, one
+admin and one client key are created and shown once: on a terminal there, else (stderr is then the service
+log: a container, a unit) in an owner-only file whose path alone is logged. A key file of the previous format
+(``<data_dir>/api_keys.json``, hashes only) is moved into the table once, keeping every key working.
+``FACEID_ADMIN_KEYS`` / ``FACEID_CLIENT_KEYS`` suit automated deployments; such keys are changed only there.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import os
-import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
 from .config import Settings
+from .core.keys import CLIENT_SCOPES, ApiKey, Keys, hash_key
+from .core.records import now_iso
 from .errors import ConfigError
+from .store.database import LOCK_FILE, serialized
+from .store.keys import SqlKeyTable
 
-SCOPES = ("client", "admin")
-KEY_FILE = "api_keys.json"
-MIN_KEY_LENGTH = 16
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key(scope: str) -> str:
-    return f"fid_{scope[0]}_{secrets.token_urlsafe(32)}"
-
-
-@dataclass(frozen=True)
-class KeyRing:
-    entries: tuple[tuple[str, str], ...]  # (sha256 hex, scope)
-
-    def scope_of(self, key: str | None) -> str | None:
-        """The scope of ``key``, comparing against every stored hash in constant time."""
-        if not key:
-            return None
-        digest = hash_key(key)
-        found = None
-        for stored, scope in self.entries:
-            if hmac.compare_digest(stored, digest) and found != "admin":
-                found = scope
-        return found
-
-    @classmethod
-    def load(cls, settings: Settings, *, announce: Callable[[str], None] | None = None) -> KeyRing:
-        if settings.admin_keys or settings.client_keys:
-            pairs = [(k, "admin") for k in settings.admin_keys] + [(k, "client") for k in settings.client_keys]
-            short = [scope for k, scope in pairs if len(k) < MIN_KEY_LENGTH]
-            if short:
-                raise ConfigError(f"API keys must have at least {MIN_KEY_LENGTH} characters",
-                                  details={"key": "admin_keys/client_keys"})
-            return cls(tuple((hash_key(k), scope) for k, scope in pairs))
-        path = settings.data_dir / KEY_FILE
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-                return cls(tuple((e["sha256"], e["scope"]) for e in data["keys"] if e["scope"] in SCOPES))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{path} is not a valid key file: {exc}") from exc
-        return cls._first_start(path, announce or functools.partial(_show_once, path.parent / FIRST_KEYS_FILE))
-
-    @classmethod
-    def _first_start(cls, path: Path, announce: Callable[[str], None]) -> KeyRing:
-        keys = {scope: new_key(scope) for scope in ("admin", "client")}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"keys": [{"scope": s, "sha256": hash_key(k)} for s, k in keys.items()]}, f, indent=2)
-        os.replace(tmp, path)
-        announce("First start: created API keys. They are shown only now; store them safely.\n"
-                 f"  admin key:  {keys['admin']}\n  client key: {keys['client']}\n"
-                 f"(only their hashes are kept, in {path})")
-        return cls(tuple((hash_key(k), s) for s, k in keys.items()))
-
-
+OLD_KEY_FILE = "api_keys.json"
 FIRST_KEYS_FILE = "first-start-keys.txt"
+MIN_KEY_LENGTH = 16
+_SCOPES_OF = {"admin": ("admin",), "client": CLIENT_SCOPES}
+
+
+def load_keys(settings: Settings, engine: Engine, *, first_start: bool = True,
+              announce: Callable[[str], None] | None = None) -> Keys:
+    keys = Keys(SqlKeyTable(engine), _config_keys(settings))
+    # Workers start together: one at a time decides whether this is the first start.
+    with serialized(engine, settings.data_dir / LOCK_FILE):
+        old_file = settings.data_dir / OLD_KEY_FILE
+        if old_file.is_file():
+            _import_key_file(keys, old_file)
+        elif first_start and not keys.config_keys and keys.table.empty():
+            _first_start(keys, announce or functools.partial(_show_once, settings.data_dir / FIRST_KEYS_FILE))
+    return keys
+
+
+def _config_keys(settings: Settings) -> dict[str, ApiKey]:
+    pairs = [(k, "admin") for k in settings.admin_keys] + [(k, "client") for k in settings.client_keys]
+    if any(len(k) < MIN_KEY_LENGTH for k, _ in pairs):
+        raise ConfigError(f"API keys must have at least {MIN_KEY_LENGTH} characters",
+                          details={"key": "admin_keys/client_keys"})
+    found = {}
+    for number, (secret, kind) in enumerate(pairs, 1):
+        digest = hash_key(secret)
+        found[digest] = ApiKey(id=f"config_{digest[:12]}", name=f"{kind} key {number} (configuration)",
+                               scopes=_SCOPES_OF[kind], created_at="", source="config")
+    return found
+
+
+def _import_key_file(keys: Keys, path: Path) -> None:
+    """The key file of the previous format into the table (same ids as its audit lines used), then removed."""
+    try:
+        entries = [(e["sha256"], _SCOPES_OF[e["scope"]]) for e in json.loads(path.read_text())["keys"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a valid key file: {exc}") from exc
+    for digest, scopes in entries:
+        if keys.table.find(digest) is None:
+            keys.table.insert(ApiKey(id=f"key_{digest[:12]}", name=f"{scopes[0]} key (imported)", scopes=scopes,
+                                     created_at=now_iso()), digest)
+    path.unlink()
+    logging.getLogger("faceid.keys").warning("moved the API key file into the records database",
+                                             extra={"keys": len(entries)})
+
+
+def _first_start(keys: Keys, announce: Callable[[str], None]) -> None:
+    admin, admin_secret = keys.create("first admin key", ["admin"])
+    client, client_secret = keys.create("first client key", CLIENT_SCOPES)
+    announce("First start: created API keys. They are shown only now; store them safely.\n"
+             f"  admin key:  {admin_secret}   (id {admin.id})\n  client key: {client_secret}   (id {client.id})\n"
+             "Only their hashes are kept. Manage keys with `python -m enroll keys` or /v1/keys.")
 
 
 def _show_once(file: Path, text: str) -> None:
-    """On a terminal, show the keys there. Otherwise stderr is the service log (a container, a unit), and
-    keys must never be in a log: write them to an owner-only file and log only where it is."""
+    """On a terminal, show the keys there. Otherwise stderr is the service log, and keys must never be in a
+    log: write them to an owner-only file and log only where it is."""
     if sys.stderr.isatty():
         print(text, file=sys.stderr, flush=True)
         return

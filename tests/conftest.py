@@ -3,6 +3,7 @@ factory on a temporary data directory with a real embedded Chroma, and the app's
 from __future__ import annotations
 
 import io
+import itertools
 import socket
 import subprocess
 import sys
@@ -94,9 +95,10 @@ def empty_store(recognizer):
 def make_app(settings, recognizer, tmp_path):
     """Another app on its own data dir (sharing the prepared models), with some settings changed."""
     apps = []
+    made = itertools.count()
 
     def make(**changes):
-        data_dir = tmp_path / f"app{len(apps)}"
+        data_dir = tmp_path / f"app{next(made)}"  # a start that failed leaves its dir behind
         data_dir.mkdir()
         (data_dir / "models").symlink_to(settings.models_dir)
         app = create_app(replace(settings, data_dir=data_dir, **changes))

@@ -1,28 +1,38 @@
-"""Writes that must be unique hold across processes: two gunicorn workers sharing one PostgreSQL records
-database and one `chroma run` index, hit at once with the same person id, and with the same face under
-different ids. Exactly one registration wins each race."""
+"""Two gunicorn workers sharing one PostgreSQL records database and one `chroma run` index: writes that must
+be unique hold across processes (the same person id, the same face under different ids: exactly one
+registration wins each race), and a key revoked from the CLI fails on every worker from the next request."""
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from .test_e2e import CLIENT, files, start_gunicorn
+from .conftest import start_chroma_server, stop
+from .test_e2e import ADMIN, CLIENT, ROOT, files, start_gunicorn
 
 
-@pytest.fixture()
-def two_workers(tmp_path, settings, app, chroma_server, postgres_url):
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory, settings, app, postgres_server):
+    """(base URL, database URL) of the service with two workers on PostgreSQL and `chroma run`."""
+    tmp_path = tmp_path_factory.mktemp("two-workers")
+    chroma_url, chroma = start_chroma_server(tmp_path / "chroma")
+    database_url = postgres_server()
     proc, base = start_gunicorn(tmp_path, settings.models_dir, FACEID_WORKERS="2", FACEID_THREADS="4",
-                                FACEID_CHROMA_URL=chroma_server[0], FACEID_DATABASE_URL=postgres_url,
+                                FACEID_CHROMA_URL=chroma_url, FACEID_DATABASE_URL=database_url,
                                 FACEID_LOG_LEVEL="WARNING")
     for _ in range(240):  # both worker processes serving, not just the first
         if (tmp_path / "server.log").read_text().count("ready") >= 2:
             break
         time.sleep(0.5)
-    yield base
+    yield base, database_url
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
+    stop(chroma)
 
 
 def register_all(base, requests_data):
@@ -36,7 +46,7 @@ def register_all(base, requests_data):
 
 
 def test_same_id_and_same_face_races_have_exactly_one_winner(two_workers):
-    base = two_workers
+    base, _ = two_workers
     same_face = register_all(base, [(f"kit{i}", "people/Kit_Harington/0001.jpg") for i in range(6)])
     assert sorted(same_face).count((201, None)) == 1, same_face
     assert sorted(same_face)[1:] == [(409, "duplicate_face")] * 5, same_face
@@ -48,3 +58,21 @@ def test_same_id_and_same_face_races_have_exactly_one_winner(two_workers):
     admin = {"X-API-Key": "e2e-admin-key-0123456789"}
     listed = requests.get(f"{base}/v1/persons?limit=100", headers=admin, timeout=10).json()
     assert listed["total"] == 2 and all(p["face_count"] == 1 for p in listed["items"])
+
+
+def test_a_key_revoked_from_the_cli_fails_at_once_on_every_worker(two_workers, tmp_path):
+    base, postgres_url = two_workers
+    made = requests.post(f"{base}/v1/keys", headers=ADMIN, json={"name": "ops laptop", "scopes": ["admin"]},
+                         timeout=10)
+    assert made.status_code == 201, made.text
+    key_id, key = made.json()["key"]["id"], {"X-API-Key": made.json()["secret"]}
+    # New connections each time, so the kernel spreads them over both workers; each has now seen the key.
+    assert {requests.get(f"{base}/v1/keys", headers=key, timeout=10).status_code for _ in range(20)} == {200}
+    env = {**os.environ, "FACEID_DATABASE_URL": postgres_url, "FACEID_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "enroll", "keys", "revoke", key_id], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["key"]["revoked_at"]
+    answers = [requests.get(f"{base}/v1/keys", headers=key, timeout=10) for _ in range(20)]
+    assert {r.status_code for r in answers} == {401}
+    assert {r.json()["error"]["code"] for r in answers} == {"unauthorized"}

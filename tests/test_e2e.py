@@ -1,6 +1,7 @@
 """The real thing: gunicorn (config/gunicorn.conf.py) on a free port, real HTTP, real photos, a real Chroma in
 a temp dir: register -> verify (accept) -> verify another person (reject) -> identify (right person; a
 stranger is unknown) -> list -> delete -> verify (404)."""
+import hashlib
 import json
 import os
 import re
@@ -114,10 +115,12 @@ def test_audit_trail_and_gunicorn_lines_are_json(server):
     assert path.stat().st_mode & 0o777 == 0o600
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     verify = [e for e in lines if e.get("op") == "verify"]
-    assert verify and all(re.fullmatch(r"client:[0-9a-f]{12}", e["actor"]) for e in verify)
+    client_id = "config_" + hashlib.sha256(CLIENT["X-API-Key"].encode()).hexdigest()[:12]
+    assert verify and all(e["actor"] == client_id for e in verify)
     assert all(e["client_ip"] == "127.0.0.1" and e["request_id"] and "similarity" in e for e in verify)
     erased = [e for e in lines if e.get("op") == "delete_person"]
-    assert erased and erased[0]["actor"].startswith("admin:") and erased[0]["person_id"] == "kit"
+    assert erased and erased[0]["actor"].startswith("config_") and erased[0]["actor"] != client_id
+    assert erased[0]["person_id"] == "kit"
     refused = [e for e in lines if e.get("decision") == "unauthorized"]
     assert refused and refused[-1]["client_ip"] == "127.0.0.1" and "actor" not in refused[-1]
     text = path.read_text()

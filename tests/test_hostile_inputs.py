@@ -96,6 +96,21 @@ CASES = [
     ("an unknown endpoint", "get", "/v1/nothing-here", None, None, 404, "not_found"),
     ("a wrong method", "put", "/v1/persons", None, None, 405, "method_not_allowed"),
     ("an unknown face's crop", "get", "/v1/persons/nobody/faces/x/crop", None, None, 404, "person_not_found"),
+    ("a key with 100,000 unknown scopes", "post", "/v1/keys", JSON,
+     json.dumps({"name": "x", "scopes": ["root"] * 100_000}).encode(), 400, "validation_error"),
+    ("a 10,000-character key name", "post", "/v1/keys", JSON,
+     json.dumps({"name": "x" * 10_000, "scopes": ["verify"]}).encode(), 400, "validation_error"),
+    ("scopes as a string", "post", "/v1/keys", JSON, b'{"name": "x", "scopes": "admin"}', 400, "validation_error"),
+    ("a key lifetime as a string", "post", "/v1/keys", JSON,
+     b'{"name": "x", "scopes": ["verify"], "expires_in_s": "forever"}', 400, "validation_error"),
+    ("a key lifetime of a century", "post", "/v1/keys", JSON,
+     b'{"name": "x", "scopes": ["verify"], "expires_in_s": 3153600000}', 400, "validation_error"),
+    ("revoke a key that does not exist", "delete", "/v1/keys/key_000000000000", None, None, 404, "key_not_found"),
+    ("a negative grace", "delete", "/v1/keys/key_000000000000?grace_s=-5", None, None, 400, "validation_error"),
+    ("rotate with a body that is not JSON", "post", "/v1/keys/key_000000000000/rotate", JSON, b"nope", 400,
+     "validation_error"),
+    ("an audit cursor that is not a number", "get", "/v1/audit?cursor=abc", None, None, 400, "validation_error"),
+    ("an audit page of a million", "get", "/v1/audit?limit=1000000", None, None, 400, "validation_error"),
 ]
 
 

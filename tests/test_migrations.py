@@ -18,8 +18,9 @@ def test_upgraded_database_equals_the_schema(backend, tmp_path, request):
         upgrade(engine)  # a second upgrade changes nothing
         with engine.connect() as db:
             assert compare_metadata(MigrationContext.configure(db), metadata) == []
-            assert MigrationContext.configure(db).get_current_revision() == "0002"
-        assert set(inspect(engine).get_table_names()) == {"persons", "faces", "alembic_version"}
+            assert MigrationContext.configure(db).get_current_revision() == "0003"
+        assert set(inspect(engine).get_table_names()) == {"persons", "faces", "api_keys", "audit_events",
+                                                          "alembic_version"}
     finally:
         engine.dispose()
 
@@ -64,6 +65,21 @@ def test_a_database_from_revision_0001_gets_the_listing_index(tmp_path):
         upgrade(engine)
         assert "ix_persons_listing" in {i["name"] for i in inspect(engine).get_indexes("persons")}
         with engine.connect() as db:
-            assert MigrationContext.configure(db).get_current_revision() == "0002"
+            assert MigrationContext.configure(db).get_current_revision() == "0003"
+    finally:
+        engine.dispose()
+
+
+def test_a_database_from_revision_0002_gets_the_key_and_audit_tables(tmp_path):
+    engine = open_database("", tmp_path)
+    try:
+        with engine.begin() as db:  # as a 0002 database was: no key or audit table
+            db.exec_driver_sql("DROP TABLE api_keys")
+            db.exec_driver_sql("DROP TABLE audit_events")
+            db.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
+        upgrade(engine)
+        assert "ix_api_keys_sha256" in {i["name"] for i in inspect(engine).get_indexes("api_keys")}
+        with engine.connect() as db:
+            assert compare_metadata(MigrationContext.configure(db), metadata) == []
     finally:
         engine.dispose()

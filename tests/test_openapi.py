@@ -155,7 +155,7 @@ def test_description_has_the_error_envelope_security_and_required_fields(client)
     assert "duplicate_face" in schemas["ErrorBody"]["properties"]["code"]["enum"]
     assert spec["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     verify = spec["paths"]["/v1/verify"]["post"]
-    assert set(verify["responses"]) == {"200", "400", "401", "404", "408", "413", "415", "422", "429", "503"}
+    assert set(verify["responses"]) == {"200", "400", "401", "403", "404", "408", "413", "415", "422", "429", "503"}
     assert set(verify["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
     assert {r["$ref"].split("/")[-1] for r in verify["responses"]["200"]["content"]["application/json"]["schema"][
         "oneOf"]} == {"Verification", "VerifyDecision"}

@@ -37,15 +37,17 @@ def safe_name(model_id: str) -> str:
 store_errors = unavailable_on(_UNAVAILABLE, log)
 
 
-def open_client(data_dir: Path, chroma_url: str = "") -> tuple[Any, DataDirLock | None]:
-    """A Chroma client: the server at ``chroma_url``, else the embedded store in ``data_dir`` (locked)."""
+def open_client(data_dir: Path, chroma_url: str = "", token: str = "") -> tuple[Any, DataDirLock | None]:
+    """A Chroma client: the server at ``chroma_url`` (``token`` as a bearer token on every request), else
+    the embedded store in ``data_dir`` (locked)."""
     chroma_settings = chromadb.Settings(anonymized_telemetry=False, allow_reset=False)
     if chroma_url:
         url = urlparse(chroma_url)
         try:
             client = chromadb.HttpClient(host=url.hostname or "localhost",
                                          port=url.port or (443 if url.scheme == "https" else 8000),
-                                         ssl=url.scheme == "https", settings=chroma_settings)
+                                         ssl=url.scheme == "https", settings=chroma_settings,
+                                         headers={"Authorization": f"Bearer {token}"} if token else None)
         except _UNAVAILABLE + (ValueError,) as exc:
             raise StoreUnavailable(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
         return client, None

@@ -1,12 +1,16 @@
 """The records tables: persons and faces of every model id, with the embeddings and crops themselves, so the
-vector index can always be rebuilt from them. Changed only through an Alembic migration
-(``store/migrations``; read its baseline's note first); the service upgrades the schema at start."""
+vector index can always be rebuilt from them; the API keys, so that every worker and host sees a revocation
+on its next request; and the audit trail, queryable from any of them. Changed only through an Alembic
+migration (``store/migrations``; read its baseline's note first); the service upgrades the schema at start."""
 from __future__ import annotations
 
 from sqlalchemy import (
+                        BigInteger,
                         Column,
+                        Float,
                         ForeignKeyConstraint,
                         Index,
+                        Integer,
                         LargeBinary,
                         MetaData,
                         PrimaryKeyConstraint,
@@ -48,3 +52,37 @@ faces = Table(
                          name="fk_faces_person"),
 )
 Index("ix_faces_person", faces.c.model_id, faces.c.person_id)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), nullable=False),           # public: names the key in logs, the API and the CLI
+    Column("name", String(200), nullable=False),
+    Column("scopes", String(200), nullable=False),      # space-separated
+    Column("sha256", String(64), nullable=False),       # of the key itself, which is never stored
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=True),
+    Column("last_used_at", String(32), nullable=True),
+    Column("revoked_at", String(32), nullable=True),
+    Column("replaces", String(32), nullable=True),      # the key this one rotated
+    PrimaryKeyConstraint("id", name="pk_api_keys"),
+)
+# A request's key is found by its hash: one index probe, whatever the number of keys (revision 0003).
+Index("ix_api_keys_sha256", api_keys.c.sha256, unique=True)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), autoincrement=True, nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("op", String(64), nullable=False),
+    Column("actor", String(64), nullable=True),          # the key's id, never the key
+    Column("client_ip", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("person_id", String(128), nullable=True),     # on whom
+    Column("decision", String(64), nullable=True),
+    Column("similarity", Float, nullable=True),
+    Column("details", Text, nullable=False),             # JSON: ids, counts, thresholds; never images or vectors
+    PrimaryKeyConstraint("id", name="pk_audit_events"),
+)
+Index("ix_audit_events_at", audit_events.c.at)
+Index("ix_audit_events_person", audit_events.c.person_id, audit_events.c.id)
+Index("ix_audit_events_actor", audit_events.c.actor, audit_events.c.id)

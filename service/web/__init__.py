@@ -6,11 +6,10 @@ from typing import Any
 
 from flask import Flask
 
-from ..compose import build_recognizer
+from ..compose import attach_audit_table, build_keys, build_recognizer, detach_audit_table
 from ..config import Settings, load_settings
-from ..keys import KeyRing
 from ..logs import configure_audit, configure_logging
-from . import compactor, context, detect, docs, errors, health, limits, matching, persons, requests
+from . import audit, compactor, context, detect, docs, errors, health, keys, limits, matching, persons, requests
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -23,13 +22,17 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    keys = KeyRing.load(settings)
     recognizer = build_recognizer(settings)
-    context.init_app(app, settings, recognizer, keys)
+    try:
+        api_keys = build_keys(settings)
+    except BaseException:
+        recognizer.close()
+        raise
+    context.init_app(app, settings, recognizer, api_keys, attach_audit_table(settings))
     app.extensions["faceid.compactor"] = compactor.start(recognizer, settings.compact_interval_s)
     requests.init_app(app)
     errors.init_app(app)
-    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, docs.bp):
+    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, keys.bp, audit.bp, docs.bp):
         app.register_blueprint(blueprint)
     limits.init_app(app, enabled=settings.rate_limits, storage_url=settings.rate_limit_storage_url)
     return app
@@ -41,3 +44,7 @@ def close_app(app: Flask) -> None:
     if stop is not None:
         stop.set()
     context.get_recognizer(app).close()
+    context.get_keys(app).close()
+    audit_table = context.get_audit(app)
+    if audit_table is not None:
+        detach_audit_table(audit_table)

@@ -1,4 +1,5 @@
-"""Request authentication: the ``X-API-Key`` header against the app's key ring (``service.keys``)."""
+"""Request authentication: the ``X-API-Key`` header against the app's keys (``core.keys``), and the scope
+each endpoint needs."""
 from __future__ import annotations
 
 import functools
@@ -8,46 +9,51 @@ from typing import Any
 
 from flask import g, request
 
+from ..core.keys import ApiKey
 from ..errors import Forbidden, Unauthorized
-from ..keys import hash_key
 from ..logs import actor
 from .context import get_keys, get_settings
 
 audit = logging.getLogger("faceid.audit")
 
 
-def caller() -> tuple[str | None, str | None]:
-    """(scope, key id) of the request's ``X-API-Key``, (None, None) without a valid one. Looked up once per
-    request: the rate limiter and the views ask the same question. The key id is the first 12 hex digits of
-    the key's SHA-256: it names a key in logs and counters without revealing it."""
+def caller() -> ApiKey | None:
+    """The request's active key, None without one. Looked up once per request (the rate limiter and the
+    views ask the same question), and never cached across requests: a revoked key fails on its next
+    request, on every worker."""
     if "caller" not in g:
-        key = request.headers.get("X-API-Key")
-        scope = get_keys().scope_of(key)
-        g.caller = (scope, hash_key(key)[:12] if scope and key else None)
-    found: tuple[str | None, str | None] = g.caller
+        g.caller = get_keys().authenticate(request.headers.get("X-API-Key"))
+    found: ApiKey | None = g.caller
     return found
 
 
-def require(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """View decorator: the request's ``X-API-Key`` must carry ``scope`` (admin includes client)."""
+def require(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """View decorator: the request's key must grant one of ``scopes`` (``admin`` grants all)."""
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            have, key_id = caller()
-            if have is None:
+            key = caller()
+            if key is None:
                 audit.info("refused", extra={"op": request.endpoint, "decision": "unauthorized",
                                              "key_given": bool(request.headers.get("X-API-Key"))})
                 raise Unauthorized("send a valid API key in the X-API-Key header")
-            actor.set(f"{have}:{key_id}")
-            if scope == "admin" and have != "admin":
-                raise Forbidden("this endpoint needs an admin key", details={"required_scope": "admin"})
-            g.scope = have
+            actor.set(key.id)
+            if not key.allows(*scopes):
+                audit.info("refused", extra={"op": request.endpoint, "decision": "forbidden"})
+                raise Forbidden(f"this endpoint needs a key with scope {' or '.join(scopes)}",
+                                details={"required_scope": list(scopes)})
             return view(*args, **kwargs)
+        wrapped.required_scopes = scopes  # type: ignore[attr-defined]  # read by openapi.spec
         return wrapped
     return decorator
+
+
+def is_admin() -> bool:
+    key = caller()
+    return key is not None and "admin" in key.scopes
 
 
 def reveals_scores() -> bool:
     """Whether this request may see similarities, thresholds and other people (``least_revealing``): a
     stolen client key must not map the gallery or hill-climb a score."""
-    return g.get("scope") == "admin" or not get_settings().least_revealing
+    return is_admin() or not get_settings().least_revealing

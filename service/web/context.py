@@ -7,25 +7,32 @@ from typing import cast
 from flask import Flask, current_app
 
 from ..config import Settings
+from ..core.keys import Keys
 from ..core.recognizer import Recognizer
-from ..keys import KeyRing
+from ..store.audit import AuditTableHandler
 
-_RECOGNIZER, _KEYS, _SETTINGS = "faceid.recognizer", "faceid.keys", "faceid.settings"
+_RECOGNIZER, _KEYS, _SETTINGS, _AUDIT = "faceid.recognizer", "faceid.keys", "faceid.settings", "faceid.audit"
 
 
-def init_app(app: Flask, settings: Settings, recognizer: Recognizer, keys: KeyRing) -> None:
+def init_app(app: Flask, settings: Settings, recognizer: Recognizer, keys: Keys,
+             audit: AuditTableHandler | None) -> None:
     app.extensions[_SETTINGS] = settings
     app.extensions[_RECOGNIZER] = recognizer
     app.extensions[_KEYS] = keys
+    app.extensions[_AUDIT] = audit
 
 
 def get_recognizer(app: Flask | None = None) -> Recognizer:
     return cast(Recognizer, (app or current_app).extensions[_RECOGNIZER])
 
 
-def get_keys() -> KeyRing:
-    return cast(KeyRing, current_app.extensions[_KEYS])
+def get_keys(app: Flask | None = None) -> Keys:
+    return cast(Keys, (app or current_app).extensions[_KEYS])
 
 
 def get_settings() -> Settings:
     return cast(Settings, current_app.extensions[_SETTINGS])
+
+
+def get_audit(app: Flask | None = None) -> AuditTableHandler | None:
+    return cast("AuditTableHandler | None", (app or current_app).extensions[_AUDIT])

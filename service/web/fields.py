@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import ValidationError
@@ -61,6 +61,13 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, depth)
             level.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
+
+
+def known_only(values: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Refuses parameters the endpoint does not take: a misspelt one (`limt=5`) would be a silent default."""
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValidationError(f"unknown parameter(s): {', '.join(unknown)}", field=unknown[0])
 
 
 def metadata(values: Mapping[str, Any], *, max_bytes: int) -> dict[str, Any] | None:

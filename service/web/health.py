@@ -12,13 +12,13 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-@operation("Liveness: the process answers", scope=None, rate_limited=False, responses={200: models.Alive})
+@operation("Liveness: the process answers", rate_limited=False, responses={200: models.Alive})
 def healthz() -> Response:
     return jsonify(schemas.alive())
 
 
 @bp.get("/readyz")
-@operation("Readiness: the models are loaded and the store answers", scope=None, rate_limited=False,
+@operation("Readiness: the models are loaded and the store answers", rate_limited=False,
            responses={200: models.Ready, 503: models.Ready})
 def readyz() -> tuple[Response, int]:
     """Ready when the models are loaded and the store answers."""

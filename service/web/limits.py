@@ -31,8 +31,8 @@ UNLIMITED = ("/healthz", "/readyz", "/docs", "/openapi.json")
 
 def _caller() -> tuple[str, bool]:
     """(counter key, has a valid API key): the key's id, else the client's IP."""
-    _, key_id = caller()
-    return (f"key:{key_id}", True) if key_id else (f"ip:{get_remote_address()}", False)
+    key = caller()
+    return (f"key:{key.id}", True) if key else (f"ip:{get_remote_address()}", False)
 
 
 def _caller_limit() -> str:

@@ -13,12 +13,12 @@ bp = Blueprint("matching", __name__, url_prefix="/v1")
 
 
 @bp.post("/verify")
-@operation("1:1: is the largest face this person?", scope="client", json=models.VerifyJson, form=models.VerifyForm,
+@operation("1:1: is the largest face this person?", json=models.VerifyJson, form=models.VerifyForm,
            responses={200: (models.Verification, models.VerifyDecision)},
            errors=[PersonNotFound, NoFace, StoreUnavailable],
            description="Client keys get the decision only (`VerifyDecision`); admin keys also the similarity and "
                        "threshold. Also limited per target person, whatever the key.")
-@require("client")
+@require("verify")
 def verify() -> Response:
     values = inputs.fields()
     person_id = fields.required_text(values, "person_id", max_length=128)
@@ -28,12 +28,12 @@ def verify() -> Response:
 
 
 @bp.post("/identify")
-@operation("1:N: who is this? (open-set threshold for the gallery size)", scope="client", json=models.IdentifyJson,
+@operation("1:N: who is this? (open-set threshold for the gallery size)", json=models.IdentifyJson,
            form=models.IdentifyForm, responses={200: (models.Identification, models.IdentifyDecision)},
            errors=[NoFace, StoreUnavailable],
            description="Client keys get the match only, when it clears the threshold (`IdentifyDecision`); admin "
                        "keys also the scores, the threshold and the ranked candidates.")
-@require("client")
+@require("identify")
 def identify() -> Response:
     recognizer = get_recognizer()
     values = inputs.fields()
@@ -46,9 +46,9 @@ def identify() -> Response:
 
 
 @bp.post("/compare")
-@operation("Two images: similarity and decision; nothing stored", scope="client", json=models.CompareJson,
+@operation("Two images: similarity and decision; nothing stored", json=models.CompareJson,
            form=models.CompareForm, responses={200: models.Comparison}, errors=[NoFace])
-@require("client")
+@require("verify")
 def compare() -> Response:
     values = inputs.fields()
     images = inputs.images(at_most=2)

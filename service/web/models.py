@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
+from ..core.keys import SCOPES
 from ..core.recognizer import PERSON_ID
 from ..errors import FaceIdError, client_errors
 
@@ -201,6 +202,65 @@ class Ready(Reply):
     model: str = Field(description="the model id served")
 
 
+# --- API keys and the audit trail (admin) -----------------------------------------------------------------
+
+KeyScope = Literal[SCOPES]  # type: ignore[valid-type]
+
+
+class ApiKey(Reply):
+    """A key as admins see it: never its secret or the secret's hash."""
+    id: str
+    name: str
+    scopes: list[KeyScope]
+    source: Literal["database", "config"] = Field(description="`config`: from admin_keys/client_keys; change "
+                                                              "it there")
+    created_at: str | None = Field(json_schema_extra=DATE_TIME)
+    expires_at: str | None = Field(json_schema_extra=DATE_TIME)
+    last_used_at: str | None = Field(description="to the minute", json_schema_extra=DATE_TIME)
+    revoked_at: str | None = Field(description="when it stops (stopped) working", json_schema_extra=DATE_TIME)
+    replaces: str | None = Field(description="the id of the key this one rotated")
+
+
+class KeyList(Reply):
+    items: list[ApiKey]
+
+
+class KeyReply(Reply):
+    key: ApiKey
+
+
+class KeyCreated(Reply):
+    """The new key; its secret is in this answer and nowhere else, ever."""
+    key: ApiKey
+    secret: str
+
+
+class KeyRotated(Reply):
+    """The new key (its secret shown once) and the one it replaces, revoked now or after the grace."""
+    key: ApiKey
+    secret: str
+    replaced: ApiKey
+
+
+class AuditEvent(Reply):
+    id: int
+    at: str = Field(json_schema_extra=DATE_TIME)
+    op: str
+    actor: str | None = Field(description="the key's id, never the key")
+    client_ip: str | None
+    request_id: str | None
+    person_id: str | None = Field(description="on whom")
+    decision: str | None
+    similarity: float | None
+    details: str = Field(description="the rest of the event as JSON text (at most 2,000 characters)")
+
+
+class AuditPage(Reply):
+    """Newest first."""
+    items: list[AuditEvent]
+    next_cursor: str | None = Field(description="pass as `cursor` for older events; null on the last page")
+
+
 # --- errors ------------------------------------------------------------------------------------------------
 
 # The codes a client can meet, and internal_error (a bug of ours: 500, never documented as an answer).
@@ -364,3 +424,37 @@ class PersonsQuery(Body):
     cursor: str | Absent = Field(None, description="`next_cursor` of the previous page")
     offset: int = Field(0, ge=0, le=10**6, description="persons to skip (small jumps; prefer the cursor)")
     q: Annotated[str, StringConstraints(max_length=200)] | Absent = Field(None, description="a substring of the name")
+
+
+class KeysQuery(Body):
+    include_inactive: bool = Field(False, description="also revoked and expired keys")
+
+
+class KeyCreate(Body):
+    name: Name = Field(description="what the key is for, e.g. `kiosk 3`")
+    scopes: list[KeyScope] = Field(min_length=1, description="`admin` grants all")
+    expires_in_s: Annotated[int, Field(ge=1, le=10 * 365 * 86400)] | Absent = Field(
+        None, description="lifetime in seconds (default: none)")
+
+
+GRACE = "seconds the old key keeps working (at most 30 days; default 0: at once)"
+
+
+class GraceQuery(Body):
+    grace_s: Annotated[int, Field(ge=1, le=30 * 86400)] | Absent = Field(None, description=GRACE)
+
+
+class RotateJson(Body):
+    grace_s: Annotated[int, Field(ge=1, le=30 * 86400)] | Absent = Field(None, description=GRACE)
+
+
+class AuditQuery(Body):
+    limit: int = Field(50, ge=1, le=200, description="events per page")
+    cursor: Annotated[str, StringConstraints(pattern=r"^[0-9]+$")] | Absent = Field(
+        None, description="`next_cursor` of the previous page")
+    since: Annotated[str, StringConstraints(max_length=32)] | Absent = Field(
+        None, description="events at or after this ISO 8601 time")
+    person_id: Annotated[str, StringConstraints(max_length=128)] | Absent = Field(None, description="on whom")
+    actor: Annotated[str, StringConstraints(max_length=64)] | Absent = Field(None, description="a key's id")
+    op: Annotated[str, StringConstraints(max_length=64)] | Absent = Field(
+        None, description="an operation, e.g. `verify` or `matching.verify` (refusals)")

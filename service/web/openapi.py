@@ -5,14 +5,15 @@ pydantic models of ``models`` (which also shape every response body, in ``schema
 Declaring an endpoint::
 
     @bp.post("/keys")
-    @operation("Create an API key", scope="admin", json=models.KeyCreate,
-               responses={201: models.KeyCreated}, errors=[ValidationError])
+    @operation("Create an API key", json=models.KeyCreate, responses={201: models.KeyCreated},
+               errors=[e.StoreUnavailable])
     @require("admin")
     def create_key() -> ...
 
-What every operation can answer is added from what it declares, so it is written once for all of them:
-a ``scope`` adds 401 ``unauthorized`` (and 403 ``forbidden`` for ``admin``) and 429 ``rate_limited``; a body
-adds 400 ``validation_error``, 408 ``request_timeout``, 413 ``payload_too_large`` and 415
+The scopes come from ``@require`` (it marks its wrapper), so they are written once. What every operation can
+answer is added from what it is, so it is written once for all of them: ``@require`` adds 401
+``unauthorized`` and 403 ``forbidden`` (a key without the scope), every operation 429 ``rate_limited`` unless
+``rate_limited=False``; a body adds 400 ``validation_error``, 408 ``request_timeout``, 413 ``payload_too_large`` and 415
 ``unsupported_media_type``; an image in it adds 400 ``invalid_image``; a query adds 400 ``validation_error``.
 ``errors`` lists the rest (404 ``person_not_found``, 409, 422, 503 ...). A test fails for any route without a
 declaration, so a new endpoint cannot go undescribed.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from flask import Flask
@@ -33,7 +34,6 @@ from ..core.recognizer import PERSON_ID
 from . import models
 
 F = TypeVar("F", bound=Callable[..., Any])
-Scope = Literal["client", "admin"]
 # A response body: a model, several (oneOf: the least-revealing variants), or a non-JSON media type.
 Answer = type[BaseModel] | tuple[type[BaseModel], ...] | str
 REF = "#/components/schemas/{model}"
@@ -43,7 +43,6 @@ _ATTR = "openapi_operation"
 @dataclass(frozen=True)
 class Operation:
     summary: str
-    scope: Scope | None
     responses: Mapping[int, Answer]
     errors: tuple[type[e.FaceIdError], ...] = ()
     json: type[BaseModel] | None = None
@@ -52,13 +51,13 @@ class Operation:
     description: str = ""
     rate_limited: bool = True
     path_params: Mapping[str, str] = field(default_factory=dict)
+    body_required: bool = True
+    scopes: tuple[str, ...] = ()  # from @require: any one of them (``admin`` grants all); () for no key
 
     def all_errors(self) -> list[type[e.FaceIdError]]:
         found: list[type[e.FaceIdError]] = []
-        if self.scope is not None:
-            found.append(e.Unauthorized)
-            if self.scope == "admin":
-                found.append(e.Forbidden)
+        if self.scopes:
+            found += [e.Unauthorized, e.Forbidden]
         if self.json or self.form:
             found += [e.ValidationError, e.RequestTimeout, e.PayloadTooLarge, e.UnsupportedMediaType]
             if any("image" in m.model_fields for m in (self.json, self.form) if m is not None):
@@ -71,14 +70,15 @@ class Operation:
         return list(dict.fromkeys(found))
 
 
-def operation(summary: str, *, scope: Scope | None, responses: Mapping[int, Answer],
-              errors: Iterable[type[e.FaceIdError]] = (), json: type[BaseModel] | None = None,
-              form: type[BaseModel] | None = None, query: type[BaseModel] | None = None, description: str = "",
-              rate_limited: bool = True, path_params: Mapping[str, str] | None = None) -> Callable[[F], F]:
-    """Declares the view it decorates (put it right under the route decorator): what it needs, takes and
-    answers. The declaration is all ``/openapi.json`` knows about the endpoint."""
-    op = Operation(summary, scope, dict(responses), tuple(errors), json, form, query, description, rate_limited,
-                   dict(path_params or {}))
+def operation(summary: str, *, responses: Mapping[int, Answer], errors: Iterable[type[e.FaceIdError]] = (),
+              json: type[BaseModel] | None = None, form: type[BaseModel] | None = None,
+              query: type[BaseModel] | None = None, description: str = "", rate_limited: bool = True,
+              path_params: Mapping[str, str] | None = None, body_required: bool = True) -> Callable[[F], F]:
+    """Declares the view it decorates (put it right under the route decorator, above ``@require``): what it
+    takes and answers. With ``@require``'s scopes, the declaration is all ``/openapi.json`` knows about the
+    endpoint."""
+    op = Operation(summary, dict(responses), tuple(errors), json, form, query, description, rate_limited,
+                   dict(path_params or {}), body_required)
 
     def decorator(view: F) -> F:
         setattr(view, _ATTR, op)
@@ -93,13 +93,15 @@ def hidden(view: F) -> F:
 
 
 def declaration(view: Callable[..., Any]) -> Operation | None | Literal[False]:
-    """The view's declaration, None for a hidden route, False for an undeclared one (wrappers such as
-    Flask-Limiter's are looked through)."""
+    """The view's declaration with the scopes ``@require`` put on its wrapper, None for a hidden route, False
+    for an undeclared one (wrappers such as Flask-Limiter's are looked through)."""
     seen: Any = view
+    scopes: tuple[str, ...] = ()
     while seen is not None:
+        scopes = scopes or tuple(getattr(seen, "required_scopes", ()))
         if hasattr(seen, _ATTR):
             found: Operation | None = getattr(seen, _ATTR)
-            return found
+            return replace(found, scopes=scopes) if found is not None else None
         seen = getattr(seen, "__wrapped__", None)
     return False
 
@@ -180,9 +182,10 @@ def _operation(path: str, endpoint: str, op: Operation, ref: Callable[[type[Base
     out: dict[str, Any] = {"operationId": endpoint.replace(".", "_"), "tags": [endpoint.split(".")[0]],
                            "summary": op.summary}
     description = op.description
-    if op.scope:
+    if op.scopes:
         out["security"] = [{"apiKey": []}]
-        description = f"Scope: `{op.scope}`." + (f" {description}" if description else "")
+        needs = " or ".join(f"`{s}`" for s in op.scopes)
+        description = f"Key scope: {needs} (`admin` grants all)." + (f" {description}" if description else "")
     if description:
         out["description"] = description
     params = [{"name": name, "in": "path", "required": True,
@@ -205,7 +208,7 @@ def _operation(path: str, endpoint: str, op: Operation, ref: Callable[[type[Base
     if op.json is not None:
         content["application/json"] = {"schema": ref(op.json, "validation")}
     if content:
-        out["requestBody"] = {"required": True, "content": content}
+        out["requestBody"] = {"required": op.body_required, "content": content}
     responses: dict[str, Any] = {}
     for status, answer in sorted(op.responses.items()):
         responses[str(status)] = {"description": _answer_description(status, answer),

@@ -1,16 +1,16 @@
-"""Persons: register (client), add faces (client), and the admin resource (list, get, edit, delete)."""
+"""Persons: register and add faces (scope ``enroll``), and the admin resource (list, get, edit, delete)."""
 from __future__ import annotations
 
 import base64
 import binascii
 import json
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from .. import errors as e
 from ..errors import Forbidden, ValidationError
 from . import fields, inputs, models, schemas
-from .auth import require
+from .auth import is_admin, require
 from .context import get_recognizer, get_settings
 from .openapi import operation
 
@@ -19,12 +19,12 @@ MAX_LIMIT = 100
 
 
 @bp.post("")
-@operation("Register a person from one or more images (all or nothing)", scope="client", json=models.RegisterJson,
+@operation("Register a person from one or more images (all or nothing)", json=models.RegisterJson,
            form=models.RegisterForm, responses={201: models.PersonWithFaces},
            errors=[e.PersonExists, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality, e.StoreUnavailable],
            description="Every image must hold exactly one usable face. A client key's `duplicate_face` does not "
                        "say who.")
-@require("client")
+@require("enroll")
 def register() -> tuple[Response, int]:
     settings = get_settings()
     values = inputs.fields()
@@ -37,16 +37,16 @@ def register() -> tuple[Response, int]:
 
 
 @bp.post("/<person_id>/faces")
-@operation("Add faces to a person: each must match them", scope="client", json=models.AddFacesJson,
+@operation("Add faces to a person: each must match them", json=models.AddFacesJson,
            form=models.AddFacesForm, responses={201: models.PersonWithFaces},
            errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality,
                    e.FaceMismatch, e.StoreUnavailable],
            description="403 `forbidden` for `allow_mismatch` with a client key.")
-@require("client")
+@require("enroll")
 def add_faces(person_id: str) -> tuple[Response, int]:
     images = inputs.images(at_most=get_settings().max_images_per_request)
     allow_mismatch = fields.boolean(inputs.fields(), "allow_mismatch")
-    if allow_mismatch and g.scope != "admin":
+    if allow_mismatch and not is_admin():
         raise Forbidden("only an admin key may add a face that does not match the person",
                         details={"required_scope": "admin", "field": "allow_mismatch"})
     person, faces = get_recognizer().add_faces(person_id, images, allow_mismatch=allow_mismatch)
@@ -54,16 +54,14 @@ def add_faces(person_id: str) -> tuple[Response, int]:
 
 
 @bp.get("")
-@operation("List persons, a page at a time", scope="admin", query=models.PersonsQuery,
+@operation("List persons, a page at a time", query=models.PersonsQuery,
            responses={200: models.PersonsPage}, errors=[e.StoreUnavailable])
 @require("admin")
 def list_persons() -> Response:
     """Pages by keyset: ``next_cursor`` names the last person shown, so a page costs the same anywhere in a
     gallery of millions (``offset`` still works, for small jumps)."""
     values = request.args
-    unknown = sorted(set(values) - set(models.PersonsQuery.model_fields))
-    if unknown:  # a misspelt parameter (`limt=5`) would otherwise be a silent default
-        raise ValidationError(f"unknown query parameter(s): {', '.join(unknown)}", field=unknown[0])
+    fields.known_only(values, models.PersonsQuery.model_fields)
     limit = fields.integer(values, "limit", default=20, low=1, high=MAX_LIMIT)
     offset = fields.integer(values, "offset", default=0, low=0, high=10**6)
     after = _decode_cursor(values["cursor"]) if values.get("cursor") else None
@@ -75,7 +73,7 @@ def list_persons() -> Response:
 
 
 @bp.get("/<person_id>")
-@operation("A person and their faces", scope="admin", responses={200: models.PersonWithFaces},
+@operation("A person and their faces", responses={200: models.PersonWithFaces},
            errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def get_person(person_id: str) -> Response:
@@ -84,7 +82,7 @@ def get_person(person_id: str) -> Response:
 
 
 @bp.patch("/<person_id>")
-@operation("Change name and/or metadata", scope="admin", json=models.PersonPatch,
+@operation("Change name and/or metadata", json=models.PersonPatch,
            responses={200: models.PersonReply}, errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def update_person(person_id: str) -> Response:
@@ -102,7 +100,7 @@ def update_person(person_id: str) -> Response:
 
 
 @bp.delete("/<person_id>")
-@operation("Erase the person with every face, crop and embedding", scope="admin",
+@operation("Erase the person with every face, crop and embedding",
            responses={200: models.PersonDeleted}, errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def delete_person(person_id: str) -> Response:
@@ -111,7 +109,7 @@ def delete_person(person_id: str) -> Response:
 
 
 @bp.delete("/<person_id>/faces/<face_id>")
-@operation("Delete one face (not the person's last)", scope="admin", responses={200: models.FaceDeleted},
+@operation("Delete one face (not the person's last)", responses={200: models.FaceDeleted},
            errors=[e.ValidationError, e.PersonNotFound, e.FaceNotFound, e.StoreUnavailable])
 @require("admin")
 def delete_face(person_id: str, face_id: str) -> Response:
@@ -120,7 +118,7 @@ def delete_face(person_id: str, face_id: str) -> Response:
 
 
 @bp.get("/<person_id>/faces/<face_id>/crop")
-@operation("The stored aligned face crop", scope="admin", responses={200: "image/jpeg"},
+@operation("The stored aligned face crop", responses={200: "image/jpeg"},
            errors=[e.PersonNotFound, e.FaceNotFound, e.StoreUnavailable])
 @require("admin")
 def face_crop(person_id: str, face_id: str) -> Response:

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import url_for
 
+from ..core.keys import ApiKey
 from ..core.records import LANDMARK_NAMES, Candidate, Detection, Face, Identification, Person, StoredFace, Verdict
 from . import models as m
 
@@ -113,6 +114,33 @@ def readiness(model_id: str, model_ready: bool, store_ready: bool) -> dict[str, 
     ok = model_ready and store_ready
     return _body(m.Ready(status="ready" if ok else "not_ready", model=model_id,
                          checks=m.ReadyChecks(model=model_ready, store=store_ready)))
+
+
+def _api_key(k: ApiKey) -> m.ApiKey:
+    """Never the secret or its hash: an answer that lists keys must not help anyone use them."""
+    return m.ApiKey(id=k.id, name=k.name, scopes=list(k.scopes), source=k.source,  # type: ignore[arg-type]
+                    created_at=k.created_at or None, expires_at=k.expires_at, last_used_at=k.last_used_at,
+                    revoked_at=k.revoked_at, replaces=k.replaces)
+
+
+def api_key(k: ApiKey) -> dict[str, Any]:
+    return _body(m.KeyReply(key=_api_key(k)))
+
+
+def api_keys(keys: Iterable[ApiKey]) -> dict[str, Any]:
+    return _body(m.KeyList(items=[_api_key(k) for k in keys]))
+
+
+def key_created(k: ApiKey, secret: str) -> dict[str, Any]:
+    return _body(m.KeyCreated(key=_api_key(k), secret=secret))
+
+
+def key_rotated(new: ApiKey, secret: str, old: ApiKey) -> dict[str, Any]:
+    return _body(m.KeyRotated(key=_api_key(new), secret=secret, replaced=_api_key(old)))
+
+
+def audit_page(events: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
+    return _body(m.AuditPage(items=[m.AuditEvent(**e) for e in events], next_cursor=next_cursor))
 
 
 def error(code: str, message: str, details: dict[str, Any], request_id: str | None) -> dict[str, Any]:

@@ -1,0 +1,38 @@
+"""GET /v1/audit (admin): the audit trail from the records database, newest first, filtered by person, key
+or operation: "who verified against this person, and from where?" without shell access to a log file."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from ..errors import NotFound, StoreUnavailable
+from ..store.audit import audit_page
+from . import fields, models, schemas
+from .auth import require
+from .context import get_audit
+from .openapi import operation
+
+bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
+MAX_LIMIT = 200
+
+
+@bp.get("")
+@operation("The audit trail, newest first, by person, key or operation", query=models.AuditQuery,
+           responses={200: models.AuditPage}, errors=[NotFound, StoreUnavailable],
+           description="404 `not_found` when the audit table is off (`audit_table = false`).")
+@require("admin")
+def list_events() -> Response:
+    handler = get_audit()
+    if handler is None:
+        raise NotFound("the audit table is off (audit_table = false); the audit file has the events")
+    handler.flush()  # this worker's queued events first, so an admin sees what just happened here
+    values = request.args
+    fields.known_only(values, models.AuditQuery.model_fields)
+    limit = fields.integer(values, "limit", default=50, low=1, high=MAX_LIMIT)
+    before = fields.integer(values, "cursor", default=0, low=1, high=2**62) if values.get("cursor") else None
+    since = fields.text(values, "since", max_length=32)
+    events = audit_page(handler.engine, limit=limit + 1, before=before,
+                        person_id=fields.text(values, "person_id", max_length=128),
+                        actor_id=fields.text(values, "actor", max_length=64),
+                        op=fields.text(values, "op", max_length=64), since=since)
+    more, events = len(events) > limit, events[:limit]
+    return jsonify(schemas.audit_page(events, str(events[-1]["id"]) if more else None))
