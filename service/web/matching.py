@@ -16,8 +16,8 @@ bp = Blueprint("matching", __name__, url_prefix="/v1")
 @operation("1:1: is the largest face this person?", json=models.VerifyJson, form=models.VerifyForm,
            responses={200: (models.Verification, models.VerifyDecision)},
            errors=[PersonNotFound, NoFace, StoreUnavailable],
-           description="Client keys get the decision only (`VerifyDecision`); admin keys also the similarity and "
-                       "threshold. Also limited per target person, whatever the key.")
+           description="Keys without `admin` get the decision only (`VerifyDecision`); admin keys also the "
+                       "similarity and threshold. Also limited per target person, whatever the key.")
 @require("verify")
 def verify() -> Response:
     values = inputs.fields()
@@ -31,8 +31,8 @@ def verify() -> Response:
 @operation("1:N: who is this? (open-set threshold for the gallery size)", json=models.IdentifyJson,
            form=models.IdentifyForm, responses={200: (models.Identification, models.IdentifyDecision)},
            errors=[NoFace, StoreUnavailable],
-           description="Client keys get the match only, when it clears the threshold (`IdentifyDecision`); admin "
-                       "keys also the scores, the threshold and the ranked candidates.")
+           description="Keys without `admin` get the match only, when it clears the threshold "
+                       "(`IdentifyDecision`); admin keys also the scores, the threshold and the ranked candidates.")
 @require("identify")
 def identify() -> Response:
     recognizer = get_recognizer()

@@ -5,7 +5,7 @@ description cannot drift apart.
 
 Response models forbid extra fields: the description says exactly what an answer holds. A field that is
 sometimes absent (``crop_url``) is optional; a field that is present but may be null is required and
-nullable. The least-revealing answers a client key gets are models of their own (``VerifyDecision``,
+nullable. The least-revealing answers a key without ``admin`` gets are models of their own (``VerifyDecision``,
 ``IdentifyDecision``), described as ``oneOf`` with the full answer an admin key gets.
 
 Request models only describe the bodies: ``inputs`` and ``fields`` parse them (strict JSON, multipart or
@@ -136,7 +136,7 @@ class Verification(Reply):
 
 
 class VerifyDecision(Reply):
-    """Verify for a client key: the decision, no score."""
+    """Verify for a key without `admin`: the decision, no score."""
     match: bool
     person_id: str
     box: Box
@@ -181,7 +181,7 @@ class DecidedFace(Reply):
 
 
 class IdentifyDecision(Reply):
-    """Identify for a client key: who matched, nothing about who else is enrolled."""
+    """Identify for a key without `admin`: who matched, nothing about who else is enrolled."""
     faces: list[DecidedFace]
 
 

@@ -184,8 +184,8 @@ def _operation(path: str, endpoint: str, op: Operation, ref: Callable[[type[Base
     description = op.description
     if op.scopes:
         out["security"] = [{"apiKey": []}]
-        needs = " or ".join(f"`{s}`" for s in op.scopes)
-        description = f"Key scope: {needs} (`admin` grants all)." + (f" {description}" if description else "")
+        needs = " or ".join(f"`{s}`" for s in op.scopes) + ("" if op.scopes == ("admin",) else " (or `admin`)")
+        description = f"Key scope: {needs}." + (f" {description}" if description else "")
     if description:
         out["description"] = description
     params = [{"name": name, "in": "path", "required": True,

@@ -22,8 +22,8 @@ MAX_LIMIT = 100
 @operation("Register a person from one or more images (all or nothing)", json=models.RegisterJson,
            form=models.RegisterForm, responses={201: models.PersonWithFaces},
            errors=[e.PersonExists, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality, e.StoreUnavailable],
-           description="Every image must hold exactly one usable face. A client key's `duplicate_face` does not "
-                       "say who.")
+           description="Every image must hold exactly one usable face. Unless the key is an admin key, "
+                       "`duplicate_face` does not say who.")
 @require("enroll")
 def register() -> tuple[Response, int]:
     settings = get_settings()
@@ -41,7 +41,7 @@ def register() -> tuple[Response, int]:
            form=models.AddFacesForm, responses={201: models.PersonWithFaces},
            errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality,
                    e.FaceMismatch, e.StoreUnavailable],
-           description="403 `forbidden` for `allow_mismatch` with a client key.")
+           description="403 `forbidden` for `allow_mismatch` without an admin key.")
 @require("enroll")
 def add_faces(person_id: str) -> tuple[Response, int]:
     images = inputs.images(at_most=get_settings().max_images_per_request)
