@@ -172,3 +172,27 @@ def test_numbers_and_parameters_the_description_forbids_are_refused(client, meth
     headers = {**ADMIN, "Content-Type": "application/json"} if body else ADMIN
     r = getattr(client, method)(path, headers=headers, data=body)
     assert r.status_code == 400 and r.get_json()["error"]["details"]["field"] == field, r.get_json()
+
+
+RESPONSE_CHECKS = [checks.status_code_conformance, checks.content_type_conformance,
+                   checks.response_headers_conformance, checks.response_schema_conformance]
+
+
+def test_answers_the_fuzzer_does_not_reach_keep_to_the_description(make_app):
+    """429 (the limits are off above), 413 over the body limit, 403 for a key without the scope."""
+    app = make_app(rate_limit_per_key="2/minute", max_request_bytes=4096)
+    described = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    detect = described["/v1/detect"]["POST"]
+    small = detect.Case(body={"image": "aGk="}, media_type="application/json")
+    answers = [small.call(headers=ADMIN) for _ in range(3)]
+    assert [a.status_code for a in answers] == [400, 400, 429] and int(answers[2].headers["retry-after"][0]) > 0
+    small.validate_response(answers[2], checks=RESPONSE_CHECKS)
+    big = detect.Case(body={"image": "A" * 8000}, media_type="application/json")
+    too_big = big.call(headers=CLIENT)
+    assert too_big.status_code == 413
+    big.validate_response(too_big, checks=RESPONSE_CHECKS)
+    keys = described["/v1/keys"]["POST"]
+    create = keys.Case(body={"name": "kiosk", "scopes": ["verify"]}, media_type="application/json")
+    created = create.call(headers=CLIENT)
+    assert created.status_code == 403
+    create.validate_response(created, checks=RESPONSE_CHECKS)
