@@ -196,3 +196,9 @@ def test_answers_the_fuzzer_does_not_reach_keep_to_the_description(make_app):
     created = create.call(headers=CLIENT)
     assert created.status_code == 403
     create.validate_response(created, checks=RESPONSE_CHECKS)
+
+
+@pytest.mark.parametrize("query", ["limit=1_0", "limit=%205", "limit=%D9%A3", "offset=5.0"])
+def test_only_ascii_integers_are_integers(client, query):
+    r = client.get(f"/v1/persons?{query}", headers=ADMIN)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "validation_error"

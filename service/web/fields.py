@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -85,13 +86,22 @@ def metadata(values: Mapping[str, Any], *, max_bytes: int) -> dict[str, Any] | N
     return value
 
 
-def _scalar(values: Mapping[str, Any], name: str, convert: Callable[[Any], T], what: str) -> T | None:
+# What a number looks like in a form field or a query (Python's int() and float() also take "1_000", " 5",
+# "infinity" and digits of other scripts, none of which the API description calls a number).
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def _scalar(values: Mapping[str, Any], name: str, convert: Callable[[Any], T], what: str,
+            written: re.Pattern[str]) -> T | None:
     """``values[name]`` converted, None when absent; booleans are not numbers here."""
     value = values.get(name)
     if value is None or value == "":
         return None
     try:
         if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, str) and not written.fullmatch(value):
             raise ValueError
         return convert(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: int() of 1e999, which JSON parses to inf
@@ -101,7 +111,7 @@ def _scalar(values: Mapping[str, Any], name: str, convert: Callable[[Any], T], w
 def integer(values: Mapping[str, Any], name: str, *, default: int, low: int, high: int) -> int:
     if isinstance(values.get(name), float) and not values[name].is_integer():  # 5.5 is not 5
         raise ValidationError(f"'{name}' must be an integer", field=name)
-    number = _scalar(values, name, int, "an integer")
+    number = _scalar(values, name, int, "an integer", _INTEGER)
     if number is None:
         return default
     if not low <= number <= high:
@@ -110,7 +120,7 @@ def integer(values: Mapping[str, Any], name: str, *, default: int, low: int, hig
 
 
 def number(values: Mapping[str, Any], name: str) -> float | None:
-    value = _scalar(values, name, float, "a number")
+    value = _scalar(values, name, float, "a number", _NUMBER)
     if value is not None and not math.isfinite(value):
         raise ValidationError(f"'{name}' must be a finite number", field=name)
     return value
