@@ -10,7 +10,7 @@ from ..compose import build_recognizer
 from ..config import Settings, load_settings
 from ..keys import KeyRing
 from ..logs import configure_audit, configure_logging
-from . import compactor, context, detect, docs, errors, health, limits, matching, persons, requests
+from . import admin, compactor, context, detect, docs, errors, health, limits, matching, persons, requests
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["faceid.compactor"] = compactor.start(recognizer, settings.compact_interval_s)
     requests.init_app(app)
     errors.init_app(app)
-    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, docs.bp):
+    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, docs.bp, admin.api, admin.console):
         app.register_blueprint(blueprint)
     limits.init_app(app, enabled=settings.rate_limits, storage_url=settings.rate_limit_storage_url)
     return app
