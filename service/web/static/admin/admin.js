@@ -218,7 +218,7 @@
     ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
     if (faces && faces.length) {
       const scale = imageSize && imageSize.width ? canvas.width / imageSize.width : ratio;
-      const line = Math.max(2, Math.round(canvas.width / 250));
+      const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 300));
       faces.forEach((f) => {
         const b = f.box;
         ctx.lineWidth = f.emphasis ? line * 1.5 : line;
@@ -235,7 +235,7 @@
           }
         }
         if (f.label) {
-          const size = Math.max(12, Math.round(canvas.width / 40));
+          const size = Math.max(12, Math.round(Math.max(canvas.width, canvas.height) / 40));
           ctx.font = "600 " + size + "px system-ui, sans-serif";
           const w = ctx.measureText(f.label).width + size * 0.6;
           const x = b.x * scale;
@@ -695,7 +695,7 @@
       const index = err.details ? err.details.image_index : undefined;
       const item = Number.isInteger(index) ? enrollItems[index] : null;
       if (item) {
-        item.problem.textContent = describe(err);
+        item.problem.textContent = "Registration refused this photo: " + describe(err);
         item.node.classList.add("failed");
         setText("enroll-error", "Photo " + (index + 1) + " (" + item.file.name + ") was refused: see the message " +
           "under it. Nothing was registered.");
