@@ -184,8 +184,10 @@ def page(browser):
 
 
 def shot(page, name: str, full_page: bool = True) -> None:
+    """A screenshot of the page as a test artifact (the README's picture is one of them, made smaller)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page, animations="disabled",
+                    mask=[page.locator("#toast")], mask_color="#f4f5f8")
 
 
 def test_console_end_to_end_in_chromium(console_server, page):
@@ -237,6 +239,8 @@ def test_console_end_to_end_in_chromium(console_server, page):
     expect(photos).to_have_count(2)
     expect(photos.nth(1).locator(".verdict")).to_have_text(re.compile("Ready to enroll"))
     shot(page, "04-enroll-checked")
+    page.locator("#enroll-photos").scroll_into_view_if_needed()
+    shot(page, "04b-enroll-viewport", full_page=False)
     page.get_by_role("button", name="Register").click()
 
     # the person page: both faces with thumbnails and quality
@@ -253,6 +257,7 @@ def test_console_end_to_end_in_chromium(console_server, page):
     assert requests.get(base + crop_url, headers=E2E_ADMIN).status_code == 200
     expect(page.locator("#st-gallery")).to_have_text("1 person")
     shot(page, "05-person")
+    shot(page, "05b-person-viewport", full_page=False)
 
     # a second person, then find Kit by search; the list shows the thumbnail, face count and total
     r = requests.post(f"{base}/v1/persons", headers=E2E_CLIENT, data={"name": "Joe Biden", "person_id": "biden"},
