@@ -115,6 +115,8 @@
     pose_pitch: "tilted up or down (pitch)",
     pose_roll: "head tilt (roll, °)",
   };
+  const CHECK_SHORT = { probability: "confidence", face_size: "size", blur: "sharpness", pose_yaw: "yaw",
+    pose_pitch: "pitch", pose_roll: "roll" };
   const QUALITY_KEYS = { probability: "probability", face_size: "size", blur: "blur",
     pose_yaw: "yaw", pose_pitch: "pitch", pose_roll: "roll" };
 
@@ -218,7 +220,7 @@
     ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
     if (faces && faces.length) {
       const scale = imageSize && imageSize.width ? canvas.width / imageSize.width : ratio;
-      const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 300));
+      const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 180));
       faces.forEach((f) => {
         const b = f.box;
         ctx.lineWidth = f.emphasis ? line * 1.5 : line;
@@ -230,12 +232,12 @@
           ctx.fillStyle = f.color || "#4f46e5";
           for (const point of Object.values(f.landmarks)) {
             ctx.beginPath();
-            ctx.arc(point[0] * scale, point[1] * scale, line * 1.2, 0, 2 * Math.PI);
+            ctx.arc(point[0] * scale, point[1] * scale, line * 1.3, 0, 2 * Math.PI);
             ctx.fill();
           }
         }
         if (f.label) {
-          const size = Math.max(12, Math.round(Math.max(canvas.width, canvas.height) / 40));
+          const size = Math.max(12, Math.round(Math.max(canvas.width, canvas.height) / 30));
           ctx.font = "600 " + size + "px system-ui, sans-serif";
           const w = ctx.measureText(f.label).width + size * 0.6;
           const x = b.x * scale;
@@ -639,10 +641,11 @@
       const failed = new Map(result.failed.map((f) => [f.check, f]));
       for (const [check, qk] of Object.entries(QUALITY_KEYS)) {
         const bad = failed.get(check);
-        checks.append(el("li", { class: bad ? "bad" : "ok" },
-          el("span", { "aria-hidden": "true" }, bad ? "✗ " : "✓ "),
-          el("span", { class: "sr-only" }, bad ? "fails: " : "passes: "),
-          CHECK_WORDS[check] + " " + result.quality[qk] + (bad ? " (" + limitWords(check, bad.limit) + ")" : "")));
+        checks.append(el("li", { class: bad ? "bad" : "ok", title: CHECK_WORDS[check] },
+          el("span", { class: "check-name" }, el("span", { "aria-hidden": "true" }, bad ? "✗ " : "✓ "),
+            el("span", { class: "sr-only" }, bad ? "fails: " : "passes: "), CHECK_SHORT[check]),
+          el("span", { class: "check-value" }, String(result.quality[qk]),
+            bad ? el("span", { class: "limit" }, " " + limitWords(check, bad.limit)) : null)));
       }
     }
   }
