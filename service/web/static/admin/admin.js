@@ -12,7 +12,6 @@
 
 (function () {
   const KEY_NAME = "faceid.admin.key";
-  const PAGE_SIZE = 20;
   const $ = (id) => document.getElementById(id);
 
   // ---------------------------------------------------------------- small DOM helpers
@@ -356,12 +355,12 @@
 
   // ---------------------------------------------------------------- people
 
-  const people = { q: "", cursors: [null], page: 0 };
+  const people = { q: "", cursors: [null], page: 0, size: 20 };
 
   async function loadPeople() {
     const rows = $("people-rows");
     const cursor = people.cursors[people.page];
-    const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const params = new URLSearchParams({ limit: String(people.size) });
     if (people.q) params.set("q", people.q);
     if (cursor) params.set("cursor", cursor);
     setText("people-message", "Loading…");
@@ -374,7 +373,7 @@
     }
     clear(rows);
     setText("people-total", page.total);
-    const first = people.page * PAGE_SIZE + 1;
+    const first = people.page * people.size + 1;
     setText("page-info", page.items.length
       ? first + "–" + (first + page.items.length - 1) + " of " + page.total : "");
     setText("people-message", page.items.length ? "" :
@@ -815,6 +814,13 @@
       people.q = "";
       people.cursors = [null];
       people.page = 0;
+      loadPeople();
+    });
+    $("page-size").addEventListener("change", () => {
+      people.size = Number($("page-size").value) || 20;
+      people.cursors = [null];
+      people.page = 0;
+      revokeAll();
       loadPeople();
     });
     $("page-next").addEventListener("click", () => {
