@@ -27,16 +27,16 @@ CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src
 @console.get("")
 @console.get("/")
 def page() -> Response:
-    response = console.send_static_file("index.html")
-    response.headers["Content-Security-Policy"] = CONSOLE_CSP
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return console.send_static_file("index.html")
 
 
 @console.after_request
-def _no_stale_script(response: Response) -> Response:
-    """Page, script and styles change together on an upgrade: revalidate instead of mixing versions."""
-    response.headers.setdefault("Cache-Control", "no-cache")
+def _console_headers(response: Response) -> Response:
+    """The console's CSP on its page (however it is reached); page, script and styles change together on an
+    upgrade, so they are revalidated rather than mixed across versions."""
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CONSOLE_CSP
+    response.headers["Cache-Control"] = "no-cache"
     return response
 
 

@@ -355,7 +355,7 @@
 
   // ---------------------------------------------------------------- people
 
-  const people = { q: "", cursors: [null], page: 0, size: 20 };
+  const people = { q: "", cursors: [null], page: 0, size: 20, asked: 0 };
 
   async function loadPeople() {
     const rows = $("people-rows");
@@ -364,13 +364,15 @@
     if (people.q) params.set("q", people.q);
     if (cursor) params.set("cursor", cursor);
     setText("people-message", "Loading…");
+    const asked = ++people.asked;
     let page;
     try {
       page = await api("/v1/persons?" + params);
     } catch (err) {
-      setText("people-message", describe(err));
+      if (asked === people.asked) setText("people-message", describe(err));
       return;
     }
+    if (asked !== people.asked) return;  // a newer search or page was asked for meanwhile
     clear(rows);
     setText("people-total", page.total);
     const first = people.page * people.size + 1;
@@ -401,16 +403,28 @@
   // ---------------------------------------------------------------- one person
 
   let current = null;
+  let personAsked = 0;
 
   const QUALITY_SHOWN = [["probability", "confidence"], ["size", "size"], ["blur", "sharpness"],
     ["yaw", "yaw"], ["pitch", "pitch"], ["roll", "roll"]];
 
   async function loadPerson(id) {
+    if (!current || current.id !== id) {  // never show someone else's page while this one loads
+      current = null;
+      for (const field of ["person-name", "person-crumb", "person-id", "person-dates", "person-face-count"]) {
+        setText(field, "");
+      }
+      clear($("person-faces"));
+      $("person-avatar").removeAttribute("src");
+    }
     setText("person-message", "Loading…");
+    const asked = ++personAsked;
     let data;
     try {
       data = await api("/v1/persons/" + encodeURIComponent(id));
+      if (asked !== personAsked) return;  // another person was asked for meanwhile
     } catch (err) {
+      if (asked !== personAsked) return;
       current = null;
       setText("person-name", "Not found");
       setText("person-message", describe(err));
