@@ -50,10 +50,10 @@ _PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'non
 
 
 def _secure(response: Response) -> None:
+    if response.mimetype == "text/html":  # a page: the docs' inline styles, nothing else, unless it set its own
+        response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
     for name, value in _SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if response.mimetype == "text/html":  # the docs page: its own inline styles, nothing else
-        response.headers["Content-Security-Policy"] = _PAGE_CSP
     if request.path.startswith("/v1/"):
         response.headers.setdefault("Cache-Control", "no-store")
     if request.is_secure:

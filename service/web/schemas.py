@@ -8,6 +8,7 @@ from typing import Any
 from flask import url_for
 
 from ..core.keys import ApiKey
+from ..core.pipeline import EnrollmentCheck
 from ..core.records import LANDMARK_NAMES, Candidate, Detection, Face, Identification, Person, StoredFace, Verdict
 
 
@@ -24,6 +25,24 @@ def face(f: Face) -> dict[str, Any]:
 
 def detection(d: Detection) -> dict[str, Any]:
     return {"image": {"width": d.image_width, "height": d.image_height}, "faces": [face(f) for f in d.faces]}
+
+
+def enrollment_check(c: EnrollmentCheck) -> dict[str, Any]:
+    """POST /v1/quality: the detection, the face enrollment would take (an index into ``faces``), its quality,
+    every check it fails, and the error registering this image would answer (``null`` when it would pass)."""
+    problem = c.problem
+    return {**detection(c.detection), "face_index": c.face, "quality": c.quality, "failed": c.failed,
+            "enrollable": problem is None,
+            "problem": None if problem is None else {"code": problem.code, "message": problem.message,
+                                                      "details": problem.details}}
+
+
+def status(*, version: str, model: str, ready: bool, gallery_size: int, verify_threshold: float,
+           identify_threshold: float, records: str, index: str) -> dict[str, Any]:
+    """GET /v1/status: what an operator wants on one line."""
+    return {"version": version, "model": model, "ready": ready, "gallery_size": gallery_size,
+            "thresholds": {"verify": _score(verify_threshold), "identify": _score(identify_threshold)},
+            "store": {"records": records, "index": index}}
 
 
 def person(p: Person) -> dict[str, Any]:
