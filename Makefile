@@ -18,12 +18,17 @@ install: $(STAMP)
 prepare: install
 	$(VPY) -m service.prepare
 
-# The tests start a real PostgreSQL from Debian's server binaries (never a system service): installed here
+# The tests start a real PostgreSQL from Debian's server binaries (never a system service) and drive the admin
+# console in Debian's Chromium, headless (Playwright cannot download its own browser here): each installed here
 # when missing and we are root, else the one command to run is named.
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
 	  else echo "PostgreSQL's server binaries are missing: run  sudo apt-get install -y postgresql" >&2; exit 1; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	  else echo "Chromium is missing (admin console tests): run  sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
 lint: install
 	$(VENV)/bin/ruff check service enroll bench tests

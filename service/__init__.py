@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
     from .config import Settings
 
-__all__ = ["create_app"]
+__all__ = ["__version__", "create_app"]
+__version__ = "0.1.0"  # pyproject.toml's (a test keeps them equal)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

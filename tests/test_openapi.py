@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import zlib
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -26,6 +28,8 @@ from service.web import close_app
 from service.web.openapi import undeclared_routes
 
 from .conftest import ADMIN, CLIENT, fixture_bytes, upload
+from .test_admin_console import browser, page, wait_js  # noqa: F401  (fixtures: Chromium, a page that fails on errors)
+from .test_e2e import start_gunicorn
 
 PHOTOS = [fixture_bytes(p) for p in ("people/Kit_Harington/0001.jpg", "people/Rose_Leslie/0001.jpg",
                                      "people/Barack_Obama/0001.jpg", "multi_face/face_recognition__two_people.jpg")]
@@ -103,7 +107,7 @@ def _check(case, mode: GenerationMode) -> None:
 def test_every_answer_keeps_to_the_description(api_schema, mode):
     failures: dict[str, str] = {}
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 14
+    assert len(operations) >= 21
     for operation in operations:
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
@@ -129,9 +133,9 @@ def test_every_route_is_declared(app):
 
 
 def test_docs_page_is_swagger_ui_from_this_service_under_its_csp(client):
-    page = client.get("/docs")
-    html = page.get_data(as_text=True)
-    csp = page.headers["Content-Security-Policy"]
+    answer = client.get("/docs")
+    html = answer.get_data(as_text=True)
+    csp = answer.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
     assert "frame-ancestors 'none'" in csp
     scripts = [chunk.split('"')[1] for chunk in html.split("<script src=")[1:]]
@@ -202,3 +206,23 @@ def test_answers_the_fuzzer_does_not_reach_keep_to_the_description(make_app):
 def test_only_ascii_integers_are_integers(client, query):
     r = client.get(f"/v1/persons?{query}", headers=ADMIN)
     assert r.status_code == 400 and r.get_json()["error"]["code"] == "validation_error"
+
+
+
+@pytest.fixture(scope="module")
+def docs_server(tmp_path_factory, settings, app):  # the app prepares the models the server shares
+    proc, base = start_gunicorn(tmp_path_factory.mktemp("docs"), settings.models_dir)
+    yield base
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_docs_page_renders_in_chromium_under_its_csp(docs_server, page):  # noqa: F811
+    """Swagger UI from this service's files renders every operation; the page fixture fails on any script
+    error or CSP violation."""
+    page.goto(f"{docs_server}/docs")
+    operations = sum(len(ops) for ops in requests.get(f"{docs_server}/openapi.json", timeout=10).json()[
+        "paths"].values())
+    wait_js(page, f"document.querySelectorAll('.opblock').length === {operations}")
+    assert page.evaluate("document.querySelector('.info .title').textContent").startswith("Face ID service")
+    assert "duplicate_face" in page.evaluate("document.body.textContent")

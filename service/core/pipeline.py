@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import LowQuality, MultipleFaces, NoFace
+from ..errors import FaceProblem, LowQuality, MultipleFaces, NoFace
 from .images import decode_image
 from .ports import Detector, Embedder, FaceCrops
 from .quality import QualityLimits, failures, measure
-from .records import Detection, NewFace, Probe
+from .records import Detection, Face, NewFace, Probe
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,16 @@ class ImageLimits:
     max_bytes: int
     max_pixels: int
     max_decoded_bytes: int
+
+
+@dataclass(frozen=True)
+class EnrollmentCheck:
+    """One image as enrollment would judge it (``FacePipeline.enrollment_check``)."""
+    detection: Detection
+    face: int | None                   # index in detection.faces of the face enrollment would take
+    quality: dict[str, float] | None   # that face's measures (quality.measure)
+    failed: list[dict[str, object]]    # the checks it fails, each with value and limit
+    problem: FaceProblem | None        # the error registration would answer, None when it would pass
 
 
 class FacePipeline:
@@ -57,7 +67,31 @@ class FacePipeline:
     def enrollment_face(self, data: bytes, index: int) -> NewFace:
         """Exactly one usable face that passes the quality gate, embedded, with its crop."""
         rgb = self.decode(data)
+        face, quality = self._enrollment_choice(rgb, self.detector.detect(rgb), index)
+        failed = failures(quality, self.quality)
+        if failed:
+            raise self._low_quality(failed, index)
+        embedding = self.embedder.get(rgb, [face])[0]
+        crop = self.crops.stored_crop(rgb, face) if self.keep_crops else None
+        return NewFace(embedding=embedding, box=face.box_dict(), quality=quality, crop_jpeg=crop)
+
+    def enrollment_check(self, data: bytes) -> EnrollmentCheck:
+        """What enrollment would say about one image, without embedding or storing anything: every face
+        found, the one it would take, that face's quality and each check it fails (the admin console shows
+        them on the photo before registering). Undecodable images raise as they would in enrollment."""
+        rgb = self.decode(data)
         faces = self.detector.detect(rgb)
+        detection = Detection(image_width=rgb.shape[1], image_height=rgb.shape[0], faces=faces)
+        try:
+            face, quality = self._enrollment_choice(rgb, faces, 0)
+        except (NoFace, MultipleFaces) as problem:
+            return EnrollmentCheck(detection, None, None, [], problem)
+        failed = failures(quality, self.quality)
+        chosen = next(i for i, f in enumerate(faces) if f is face)
+        return EnrollmentCheck(detection, chosen, quality, failed, self._low_quality(failed, 0) if failed else None)
+
+    def _enrollment_choice(self, rgb: np.ndarray, faces: list[Face], index: int) -> tuple[Face, dict[str, float]]:
+        """The one face an enrollment image gives, and its quality; ``no_face`` or ``multiple_faces``."""
         if not faces:
             raise NoFace("no face found in an enrollment image", details={"image_index": index})
         # Background faces far smaller than the subject do not make a selfie ambiguous.
@@ -68,14 +102,12 @@ class FacePipeline:
                                 details={"image_index": index, "faces": len(usable)})
         face = usable[0] if usable else faces[0]
         # Quality is measured on one model-independent crop, so the limits mean the same for every model id.
-        quality = measure(face, self.crops.sharpness(rgb, face))
-        failed = failures(quality, self.quality)
-        if failed:
-            raise LowQuality(f"the face fails the quality check(s): {', '.join(str(f['check']) for f in failed)}",
-                             details={"image_index": index, "failed": failed})
-        embedding = self.embedder.get(rgb, [face])[0]
-        crop = self.crops.stored_crop(rgb, face) if self.keep_crops else None
-        return NewFace(embedding=embedding, box=face.box_dict(), quality=quality, crop_jpeg=crop)
+        return face, measure(face, self.crops.sharpness(rgb, face))
+
+    @staticmethod
+    def _low_quality(failed: list[dict[str, object]], index: int) -> LowQuality:
+        return LowQuality(f"the face fails the quality check(s): {', '.join(str(f['check']) for f in failed)}",
+                          details={"image_index": index, "failed": failed})
 
     def reembed_crop(self, crop_jpeg: bytes) -> np.ndarray | None:
         """Re-detect in a stored crop and embed with this pipeline's model (reindex): each model aligns from

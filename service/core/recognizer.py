@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import DuplicateFace, FaceMismatch, FaceNotFound, PersonExists, PersonNotFound, ValidationError
 from ..store.base import FaceStore
 from .calibration import Calibration
-from .pipeline import FacePipeline
+from .pipeline import EnrollmentCheck, FacePipeline
 from .records import Candidate, Detection, Identification, IdentifiedFace, NewFace, Person, StoredFace, Verdict
 from .vectors import template
 
@@ -213,6 +213,10 @@ class Recognizer:
 
     def detect(self, data: bytes) -> Detection:
         return self.pipeline.detect(data)
+
+    def check_enrollment(self, data: bytes) -> EnrollmentCheck:
+        """What registering this image would say about its faces (nothing is embedded or stored)."""
+        return self.pipeline.enrollment_check(data)
 
     def verify(self, person_id: str, image: bytes, *, threshold: float | None = None) -> Verdict:
         """1:1 — is the largest face in ``image`` this person? Scored against the person's template."""

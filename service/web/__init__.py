@@ -9,7 +9,7 @@ from flask import Flask
 from ..compose import attach_audit_table, build_keys, build_recognizer, detach_audit_table
 from ..config import Settings, load_settings
 from ..logs import configure_audit, configure_logging
-from . import audit, compactor, context, detect, docs, errors, health, keys, limits, matching, persons, requests
+from . import admin, audit, compactor, context, detect, docs, errors, health, keys, limits, matching, persons, requests
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["faceid.compactor"] = compactor.start(recognizer, settings.compact_interval_s)
     requests.init_app(app)
     errors.init_app(app)
-    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, keys.bp, audit.bp, docs.bp):
+    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, keys.bp, audit.bp, docs.bp, admin.api,
+                      admin.console):
         app.register_blueprint(blueprint)
     limits.init_app(app, enabled=settings.rate_limits, storage_url=settings.rate_limit_storage_url)
     return app

@@ -11,7 +11,7 @@ import swagger_ui
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 
 from ..errors import NotFound, client_errors, when
-from .openapi import hidden, spec
+from .openapi import spec
 
 bp = Blueprint("docs", __name__)
 
@@ -23,7 +23,6 @@ _SPEC = "faceid.openapi"
 
 
 @bp.get("/openapi.json")
-@hidden
 def openapi() -> Response:
     if _SPEC not in current_app.extensions:  # the routes are fixed once the app serves: build it once
         current_app.extensions[_SPEC] = spec(current_app)
@@ -31,7 +30,6 @@ def openapi() -> Response:
 
 
 @bp.get("/docs")
-@hidden
 def docs() -> Response:
     errors = "".join(f"<tr><td><code>{c.code}</code></td><td>{c.status}</td><td>{html.escape(when(c))}</td></tr>"
                      for c in client_errors())
@@ -47,7 +45,6 @@ def docs() -> Response:
 
 
 @bp.get("/docs/<name>")
-@hidden
 def asset(name: str) -> Response:
     folder = ASSETS.get(name)
     if folder is None:

@@ -69,6 +69,50 @@ class Detection(Reply):
     faces: list[DetectedFace]
 
 
+class FailedCheck(Reply):
+    check: Literal["probability", "face_size", "blur", "pose_yaw", "pose_pitch", "pose_roll"]
+    value: float
+    limit: float | list[float] = Field(description="a bound, or [low, high] for pose_pitch")
+
+
+class Problem(Reply):
+    """The error registering the image would answer."""
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class EnrollmentCheck(Reply):
+    """One image as registration would judge it; nothing is stored or compared with anyone."""
+    image: ImageSize
+    faces: list[DetectedFace]
+    face_index: int | None = Field(description="the face registration would take (an index into `faces`)")
+    quality: dict[str, float] | None = Field(description="that face's measures")
+    failed: list[FailedCheck] = Field(description="every quality check that face fails")
+    enrollable: bool
+    problem: Problem | None = Field(description="null when registering this image would pass")
+
+
+class Thresholds(Reply):
+    verify: float
+    identify: float = Field(description="at the current gallery size")
+
+
+class StoreKinds(Reply):
+    records: str = Field(description="`sqlite` or the database URL's scheme, e.g. `postgresql`")
+    index: Literal["embedded", "server"]
+
+
+class Status(Reply):
+    """What an operator wants on one line."""
+    version: str
+    model: str
+    ready: bool
+    gallery_size: int = Field(ge=0)
+    thresholds: Thresholds
+    store: StoreKinds
+
+
 class Person(Reply):
     id: str
     name: str

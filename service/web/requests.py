@@ -53,10 +53,10 @@ _PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-in
 
 
 def _secure(response: Response) -> None:
+    if response.mimetype == "text/html":  # a page (the docs), unless it set its own (the admin console)
+        response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
     for name, value in _SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if response.mimetype == "text/html":  # the docs page
-        response.headers["Content-Security-Policy"] = _PAGE_CSP
     if request.path.startswith("/v1/"):
         response.headers.setdefault("Cache-Control", "no-store")
     if request.is_secure:

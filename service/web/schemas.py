@@ -9,6 +9,7 @@ from typing import Any
 from flask import url_for
 
 from ..core.keys import ApiKey
+from ..core.pipeline import EnrollmentCheck
 from ..core.records import LANDMARK_NAMES, Candidate, Detection, Face, Identification, Person, StoredFace, Verdict
 from . import models as m
 
@@ -41,6 +42,26 @@ def detection(d: Detection) -> dict[str, Any]:
 def _person(p: Person) -> m.Person:
     return m.Person(id=p.id, name=p.name, metadata=p.metadata, face_count=p.face_count, created_at=p.created_at,
                     updated_at=p.updated_at)
+
+
+def enrollment_check(c: EnrollmentCheck) -> dict[str, Any]:
+    """POST /v1/quality: the detection, the face enrollment would take (an index into ``faces``), its quality,
+    every check it fails, and the error registering this image would answer (``null`` when it would pass)."""
+    problem = c.problem
+    return _body(m.EnrollmentCheck(
+        image=m.ImageSize(width=c.detection.image_width, height=c.detection.image_height),
+        faces=[_face(f) for f in c.detection.faces], face_index=c.face, quality=c.quality,
+        failed=[m.FailedCheck.model_validate(f) for f in c.failed], enrollable=problem is None,
+        problem=None if problem is None else m.Problem(code=problem.code, message=problem.message,
+                                                      details=problem.details)))
+
+
+def status(*, version: str, model: str, ready: bool, gallery_size: int, verify_threshold: float,
+           identify_threshold: float, records: str, index: str) -> dict[str, Any]:
+    """GET /v1/status: what an operator wants on one line."""
+    return _body(m.Status(version=version, model=model, ready=ready, gallery_size=gallery_size,
+                          thresholds=m.Thresholds(verify=_score(verify_threshold), identify=_score(identify_threshold)),
+                          store=m.StoreKinds(records=records, index=index)))  # type: ignore[arg-type]
 
 
 def person(p: Person) -> dict[str, Any]:
