@@ -494,8 +494,8 @@ class RotateJson(Body):
 
 class AuditQuery(Body):
     limit: int = Field(50, ge=1, le=200, description="events per page")
-    cursor: Annotated[str, StringConstraints(pattern=r"^[0-9]*$")] | Absent = Field(
-        None, description="`next_cursor` of the previous page (empty: the first page)")
+    cursor: Annotated[str, StringConstraints(pattern=r"^[0-9]+$")] | Absent = Field(
+        None, description="`next_cursor` of the previous page")
     since: Annotated[str, StringConstraints(max_length=32)] | Absent = Field(
         None, description="events at or after this ISO 8601 time")
     person_id: Annotated[str, StringConstraints(max_length=128)] | Absent = Field(None, description="on whom")

@@ -192,8 +192,11 @@ def _operation(path: str, endpoint: str, op: Operation, ref: Callable[[type[Base
             prop = dict(prop)
             description = prop.pop("description", None)
             prop.pop("title", None)
-            params.append({"name": name, "in": "query", "required": name in schema.get("required", ()),
-                           "schema": prop, **({"description": description} if description else {})})
+            required = name in schema.get("required", ())
+            # An empty value is the parameter's default, as everywhere in the service (`?cursor=` is page 1).
+            params.append({"name": name, "in": "query", "required": required,
+                           **({} if required else {"allowEmptyValue": True}), "schema": prop,
+                           **({"description": description} if description else {})})
     if params:
         out["parameters"] = params
     content: dict[str, Any] = {}
