@@ -11,7 +11,7 @@ Three limits, each a setting, all answered with 429 ``rate_limited`` and ``Retry
 Counters live in ``rate_limit_storage_url``: ``memory://`` (the default) counts per worker process, so
 with N workers a client gets up to N times the limit; a shared backend (``redis://host:6379``,
 ``memcached://host:11211``) makes the limits hold across workers and hosts. Health checks and the docs are
-not limited.
+not limited, nor are the docs' and the admin console's static files.
 """
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def _verify_target() -> str:
 
 
 def _unlimited() -> bool:
-    return request.path in UNLIMITED or request.path.startswith("/docs/")  # the docs page's own files
+    # The docs' and the console's static files: no data, and a page load fetches several of them. What the
+    # console asks the API carries a key and counts against it.
+    return request.path in UNLIMITED or request.path.startswith(("/docs/", "/admin"))
 
 
 def init_app(app: Flask, *, enabled: bool, storage_url: str) -> None:
