@@ -35,8 +35,9 @@ def test_group_photo_has_every_face_largest_first(recognizer, rel, count):
 def test_boxes_are_in_full_resolution_coordinates(recognizer):
     """Detecting on a 640 px copy must give the same boxes (to a few pixels) as detecting at full size."""
     rgb = recognizer.pipeline.decode(fixture_bytes("people/Barack_Obama/0001.jpg"))  # 910 x 1137
-    small = FaceDetector(max_side=640).prepare().detect(rgb)
-    full = FaceDetector(max_side=2000).prepare().detect(rgb)
+    models = recognizer.pipeline.detector.models_dir
+    small = FaceDetector(models, max_side=640).prepare().detect(rgb)
+    full = FaceDetector(models, max_side=2000).prepare().detect(rgb)
     assert small and full
     assert np.abs(small[0].box - full[0].box).max() < 0.05 * full[0].width
 
