@@ -50,6 +50,8 @@ class Settings:
     # ONNX Runtime threads (intra-op) for the embedders and the detector; 0 lets the runtime use every core.
     embed_threads: int = 0
     detect_threads: int = 0
+    # OpenCV's worker threads (SFace on cv2.dnn, resizing); 0 leaves OpenCV's default, one per core.
+    opencv_threads: int = 0
     # Margin around the detected box, in pixels of the 160 px model input (Sandberg's LFW protocol: 32).
     face_margin: int = 32
 
@@ -237,6 +239,7 @@ def _validate(s: Settings) -> None:
          "detect_thresholds", "three values in (0, 1)")
     need(0 <= s.face_margin < 100, "face_margin", "0..99 pixels")
     need(s.embed_threads >= 0 and s.detect_threads >= 0, "embed_threads", "must be >= 0")
+    need(s.opencv_threads >= 0, "opencv_threads", "must be >= 0")
     need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
     need(1 <= s.threads <= 64, "threads", "1..64")
     need(0 < s.request_head_timeout_s <= 300 and 0 < s.request_read_timeout_s <= 600, "request_head_timeout_s",
