@@ -6,8 +6,10 @@
 Both detectors see the same copy (longest side capped at detect_max_side, as the service does). A photo
 agrees when both find the same number of faces and every face of ours has a reference face with box IoU >=
 0.95 and landmarks within 1 px (full-image pixels). The probe search agrees when its first (largest) face is
-the full search's first face (IoU >= 0.95). Timings are per photo, one thread each (torch and ONNX Runtime),
-on a shared machine. Writes bench/results/detector_agreement.json.
+the full search's first face (IoU >= 0.95); where it is not, "same face, other box" counts those still on the
+same face (IoU >= 0.5: the box differs because the skipped scales' candidates no longer take part in NMS).
+Timings are per photo, one thread each (torch and ONNX Runtime), on a shared machine. Writes
+bench/results/detector_agreement.json.
 """
 from __future__ import annotations
 
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     spent = {"reference": 0.0, "onnx": 0.0, **{f"probe_{r}": 0.0 for r in args.ratios}}
     agree, misses_ref, misses_ours, worst_iou, worst_px, differing = 0, 0, 0, 1.0, 0.0, []
     probe_same = {r: 0 for r in args.ratios}
+    probe_differing: dict[float, list] = {r: [] for r in args.ratios}
     for n, rel in enumerate(images):
         rgb = decode_image((root / rel).read_bytes(), **LIMITS)
         h, w = rgb.shape[:2]
@@ -106,8 +109,12 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             main_faces = probe.detect(rgb, main_face=True)
             spent[f"probe_{r}"] += time.perf_counter() - t
-            probe_same[r] += (not found and not main_faces) or bool(
-                found and main_faces and iou(found[0].box, main_faces[0].box) >= 0.95)
+            both = found and main_faces
+            overlap = iou(found[0].box, main_faces[0].box) if both else float(not found and not main_faces)
+            probe_same[r] += overlap >= 0.95
+            if overlap < 0.95:
+                probe_differing[r].append({"image": rel, "iou_with_full_search_face": round(overlap, 3),
+                                           "full_faces": len(found), "probe_faces": len(main_faces)})
         if n % 100 == 99:
             print(f"  {n + 1}/{len(images)}: {agree} agree", flush=True)
     count = len(images)
@@ -119,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         "no_face_reference": misses_ref, "no_face_onnx": misses_ours,
         "ms_per_photo_one_thread": {k: round(1000 * v / count, 1) for k, v in spent.items()},
         "probe_same_main_face": {str(r): probe_same[r] for r in args.ratios},
+        "probe_same_face_other_box": {str(r): sum(d["iou_with_full_search_face"] >= 0.5 for d in probe_differing[r])
+                                      for r in args.ratios},
+        "probe_differing": {str(r): probe_differing[r] for r in args.ratios},
     }
     if not args.limit:
         RESULTS.mkdir(parents=True, exist_ok=True)

