@@ -75,3 +75,36 @@ def test_probe_search_finds_the_same_main_face(pipeline, settings):
         assert bool(full) == bool(main), path
         if full:
             assert iou(full[0].box, main[0].box) >= 0.95, path
+
+
+def test_area_resampling_is_torchs():
+    """Pyramid levels and candidate crops: torch's interpolate(mode="area") to float32 rounding."""
+    torch = pytest.importorskip("torch")
+    from service.vision.boxes import area_resize, crops_resized, integral
+
+    rgb = np.random.default_rng(1).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    table = integral(rgb)
+    image = torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1)[None]
+    for size in [(59, 80), (24, 33), (200, 150)]:
+        expected = torch.nn.functional.interpolate(image, size=size, mode="area")[0].permute(1, 2, 0).numpy()
+        assert np.abs(area_resize(table, *size) - expected).max() < 1e-3
+    rects = np.array([[0, 97, 0, 131], [10, 40, 20, 33], [50, 53, 100, 131]])
+    got = crops_resized(table, rects, 24)
+    for rect, crop in zip(rects, got):
+        y0, y1, x0, x1 = rect
+        expected = torch.nn.functional.interpolate(image[:, :, y0:y1, x0:x1], size=(24, 24), mode="area")[0]
+        assert np.abs(crop - expected.numpy()).max() < 1e-3
+
+
+def test_nms_is_torchvisions():
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    from service.vision.boxes import nms
+
+    rng = np.random.default_rng(2)
+    corner = rng.uniform(0, 100, (300, 2)).astype(np.float32)
+    boxes = np.concatenate([corner, corner + rng.uniform(5, 40, (300, 2)).astype(np.float32)], axis=1)
+    scores = rng.uniform(0, 1, 300).astype(np.float32)
+    for threshold in (0.5, 0.7):
+        expected = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), threshold).numpy()
+        assert nms(boxes, scores, threshold).tolist() == expected.tolist()
