@@ -4,7 +4,8 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-duplicates bench-load clean
+.PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-duplicates bench-load \
+	bench-detector clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m venv $(VENV)
@@ -54,6 +55,10 @@ bench-duplicates: prepare
 
 bench-load: prepare
 	$(VPY) -m bench.load
+
+# The ONNX MTCNN against facenet-pytorch's (torch) on celeba_dev; the probe search against the full one.
+bench-detector: prepare
+	$(VPY) -m bench.detector_agreement
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -53,7 +53,7 @@ def pick_face(faces: list[Face], shape: tuple[int, ...], centre_bias: bool) -> F
 
 def detect_all(ps: PairSet, root: Path, detector: FaceDetector, centre_bias: bool) -> tuple[list, float]:
     """Chosen face per image (None where none was found), cached; and detection ms per image."""
-    key = f"{ps.name}-{detector.max_side}-{detector.min_face_size}-{'-'.join(map(str, detector.thresholds))}"
+    key = f"{ps.name}-onnx-{detector.max_side}-{detector.min_face_size}-{'-'.join(map(str, detector.thresholds))}"
     cache = CACHE / f"detections-{key}.json"
     if cache.is_file():
         data = json.loads(cache.read_text())
@@ -213,8 +213,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="re-measure only the speed fields of the models already in lfw.json (on a quiet machine)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    detector = FaceDetector(max_side=settings.detect_max_side, min_face_size=settings.detect_min_face,
-                            thresholds=settings.detect_thresholds, threads=settings.detect_threads).prepare()
+    detector = FaceDetector(settings.models_dir, max_side=settings.detect_max_side,
+                            min_face_size=settings.detect_min_face, thresholds=settings.detect_thresholds,
+                            threads=settings.detect_threads).prepare()
     if args.speed_only:
         results = json.loads((RESULTS / "lfw.json").read_text())
         results["default"] = settings.model

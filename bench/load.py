@@ -8,7 +8,8 @@ register someone, verify them, identify with another photo of them, and now and 
 registered. Every answer must be the expected one (201/200 with the right person, or a documented refusal
 of the photo: low_quality, no_face); anything else is an error. At the end, the list of persons must equal
 exactly the acknowledged registrations minus the acknowledged deletions. Peak RSS of the server's worker
-process is sampled once a second. Writes ``bench/results/load.json``.
+process is sampled once a second, and its CPU time per request is reported (comparable when other work shares
+the machine). Writes ``bench/results/load.json``.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 import requests
 
 from .datasets import DATA
-from .latency import KEY, RESULTS, percentiles, start_server
+from .latency import KEY, RESULTS, percentiles, start_server, worker_cpu_s
 
 REFUSED_PHOTO = {"low_quality", "no_face", "multiple_faces", "duplicate_face"}
 
@@ -112,12 +113,12 @@ def main(argv: list[str] | None = None) -> None:
         deadline = time.monotonic() + args.seconds
         threads = [threading.Thread(target=client, args=(base, share, deadline, log, np.random.default_rng(i)))
                    for i, share in enumerate(shares)]
-        started = time.monotonic()
+        started, cpu = time.monotonic(), worker_cpu_s(proc.pid)
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        elapsed = time.monotonic() - started
+        elapsed, cpu = time.monotonic() - started, worker_cpu_s(proc.pid) - cpu
         listed, cursor = set(), None
         while True:
             page = requests.get(f"{base}/v1/persons", headers={"X-API-Key": KEY}, timeout=60,
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     requests_total = sum(len(v) for v in log["ms"].values())
     result = {"clients": args.clients, "seconds": round(elapsed, 1), "requests": requests_total,
               "requests_per_s": round(requests_total / elapsed, 2), "errors": len(log["errors"]),
+              "server_cpu_ms_per_request": round(1000 * cpu / max(1, requests_total), 1),
               "error_samples": log["errors"][:5], "refused_photos": len(log["refused"]),
               "registered": len(log["created"]), "deleted": len(log["deleted"]),
               "lost": len(expected - listed), "unexpected": len(listed - expected),

@@ -28,12 +28,15 @@ from .store.schema import persons
 from .vision.crops import OpenCvCrops
 from .vision.detector import FaceDetector
 from .vision.embedders.registry import create_embedder
+from .vision.threads import set_opencv_threads
 
 
 def build_pipeline(settings: Settings, model_id: str | None = None) -> FacePipeline:
     """Detector, embedder and crops for ``model_id`` (default: the configured one), not yet loaded."""
-    detector = FaceDetector(max_side=settings.detect_max_side, min_face_size=settings.detect_min_face,
-                            thresholds=settings.detect_thresholds, threads=settings.detect_threads)
+    set_opencv_threads(settings.opencv_threads)
+    detector = FaceDetector(settings.models_dir, max_side=settings.detect_max_side,
+                            min_face_size=settings.detect_min_face, thresholds=settings.detect_thresholds,
+                            threads=settings.detect_threads, probe_face_ratio=settings.detect_probe_face_ratio)
     quality = QualityLimits(min_probability=settings.enroll_min_probability,
                             min_face_size=settings.enroll_min_face_size, min_blur=settings.enroll_min_blur,
                             max_yaw=settings.enroll_max_yaw, max_roll=settings.enroll_max_roll)

@@ -47,9 +47,11 @@ class Settings:
     facenet_state_dicts: dict[str, str] = field(default_factory=dict)
     # Embed each face and its mirror image and average them (see bench/README.md for the measured effect).
     flip_tta: bool = True
-    # ONNX Runtime / torch threads; 0 lets the runtime use every core.
+    # ONNX Runtime threads (intra-op) for the embedders and the detector; 0 lets the runtime use every core.
     embed_threads: int = 0
     detect_threads: int = 0
+    # OpenCV's worker threads (SFace on cv2.dnn, resizing); 0 leaves OpenCV's default, one per core.
+    opencv_threads: int = 0
     # Margin around the detected box, in pixels of the 160 px model input (Sandberg's LFW protocol: 32).
     face_margin: int = 32
 
@@ -60,6 +62,9 @@ class Settings:
     detect_max_side: int = 640
     # Smallest face MTCNN looks for, in pixels of the (possibly downscaled) detection copy.
     detect_min_face: int = 20
+    # Verify, identify and compare need the main face only: their search starts at this fraction of the
+    # detection copy's shorter side (the full search follows when it finds nothing). 0 = always the full search.
+    detect_probe_face_ratio: float = 0.1
 
     # --- input limits -------------------------------------------------------------------------------
     max_image_bytes: int = 15 * 1024 * 1024
@@ -234,10 +239,12 @@ def _validate(s: Settings) -> None:
     need(bool(host) and port.isdigit() and 0 < int(port) < 65536, "bind", "expected host:port")
     need(s.detect_max_side >= 160, "detect_max_side", "must be at least 160")
     need(s.detect_min_face >= 12, "detect_min_face", "must be at least 12 (MTCNN's smallest scale)")
+    need(0 <= s.detect_probe_face_ratio < 1, "detect_probe_face_ratio", "a fraction in [0, 1)")
     need(len(s.detect_thresholds) == 3 and all(0 < t < 1 for t in s.detect_thresholds),
          "detect_thresholds", "three values in (0, 1)")
     need(0 <= s.face_margin < 100, "face_margin", "0..99 pixels")
     need(s.embed_threads >= 0 and s.detect_threads >= 0, "embed_threads", "must be >= 0")
+    need(s.opencv_threads >= 0, "opencv_threads", "must be >= 0")
     need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
     need(1 <= s.threads <= 64, "threads", "1..64")
     need(0 < s.request_head_timeout_s <= 300 and 0 < s.request_read_timeout_s <= 600, "request_head_timeout_s",

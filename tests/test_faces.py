@@ -35,8 +35,9 @@ def test_group_photo_has_every_face_largest_first(recognizer, rel, count):
 def test_boxes_are_in_full_resolution_coordinates(recognizer):
     """Detecting on a 640 px copy must give the same boxes (to a few pixels) as detecting at full size."""
     rgb = recognizer.pipeline.decode(fixture_bytes("people/Barack_Obama/0001.jpg"))  # 910 x 1137
-    small = FaceDetector(max_side=640).prepare().detect(rgb)
-    full = FaceDetector(max_side=2000).prepare().detect(rgb)
+    models = recognizer.pipeline.detector.models_dir
+    small = FaceDetector(models, max_side=640).prepare().detect(rgb)
+    full = FaceDetector(models, max_side=2000).prepare().detect(rgb)
     assert small and full
     assert np.abs(small[0].box - full[0].box).max() < 0.05 * full[0].width
 
@@ -49,3 +50,21 @@ def test_crop_is_square_and_clipped_at_borders(recognizer):
 
 def test_tiny_image_has_no_faces(recognizer):
     assert recognizer.pipeline.detector.detect(np.zeros((8, 8, 3), np.uint8)) == []
+
+
+def test_only_probes_for_one_face_use_the_reduced_search(pipeline, monkeypatch):
+    """verify/identify/compare (one probe face) ask for the main face; all_faces, enrollment and detect
+    search fully."""
+    calls = []
+    real = pipeline.detector.detect
+
+    def recording(rgb, **kw):
+        calls.append(kw.get("main_face", False))
+        return real(rgb, **kw)
+    monkeypatch.setattr(pipeline.detector, "detect", recording)
+    data = fixture_bytes("people/Joe_Biden/0001.jpg")
+    pipeline.probes(data)
+    pipeline.probes(data, all_faces=True)
+    pipeline.enrollment_face(data, 0)
+    pipeline.detect(data)
+    assert calls == [True, False, False, False]

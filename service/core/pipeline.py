@@ -58,7 +58,7 @@ class FacePipeline:
     def probes(self, data: bytes, *, all_faces: bool = False, index: int | None = None) -> list[Probe]:
         """The largest face (or every face) of an image, embedded; ``no_face`` if there is none."""
         rgb = self.decode(data)
-        faces = self.detector.detect(rgb)
+        faces = self.detector.detect(rgb, main_face=not all_faces)
         if not faces:
             raise NoFace(details={} if index is None else {"image_index": index})
         faces = faces if all_faces else faces[:1]

@@ -15,8 +15,9 @@ class Detector(Protocol):
 
     def prepare(self) -> Any: ...
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        """Every face in ``rgb``, largest first."""
+    def detect(self, rgb: np.ndarray, *, main_face: bool = False) -> list[Face]:
+        """Every face in ``rgb``, largest first. ``main_face``: the caller needs only the largest, so the
+        detector may skip searching for small ones."""
         ...
 
 

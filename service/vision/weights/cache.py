@@ -1,6 +1,7 @@
 """Offline model preparation: weights from installed packages -> cached, checksummed ONNX files.
 
-Nothing here touches the network. A source (``facenet.FaceNetSource``, ``dlib_resnet.DlibResNetSource``)
+Nothing here touches the network. A source (``facenet.FaceNetSource``, ``dlib_resnet.DlibResNetSource``,
+``mtcnn.MtcnnNetSource``)
 builds a torch module from its packaged weights, which is exported to ONNX once. Each ONNX file is cached
 in the data directory next to a manifest holding its checksum and the source's checksum: reused while both
 match, rebuilt when the source changes, refused when tampered with.
@@ -14,6 +15,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,6 +61,15 @@ class OnnxSource(Protocol):
     def build(self) -> Any: ...
 
 
+def export_with(source: OnnxSource) -> Callable[[Any, Path], None]:
+    """The source's own ``export(model, path)`` when it has one (several outputs, free image size: MTCNN),
+    else the single-input, single-output export with a free batch size that every embedder uses."""
+    custom = getattr(source, "export", None)
+    if callable(custom):
+        return custom
+    return lambda model, path: export_onnx(model, path, source.input_size)
+
+
 def export_onnx(model: Any, path: Path, input_size: int) -> None:
     import torch
 
@@ -99,7 +110,7 @@ def prepare_onnx(source: OnnxSource, models_dir: Path) -> PreparedModel:
     fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".onnx.tmp")
     os.close(fd)
     try:
-        export_onnx(model, Path(tmp), source.input_size)
+        export_with(source)(model, Path(tmp))
         onnx_sha = sha256_file(Path(tmp))
         os.replace(tmp, onnx_path)
     finally:
