@@ -13,21 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .packaged import PackagedFile
-
-# facenet-pytorch 2.6.0's state dicts (the same files since its first release).
-PNET = PackagedFile("facenet_pytorch", "data/pnet.pt",
-                    "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f")
-RNET = PackagedFile("facenet_pytorch", "data/rnet.pt",
-                    "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86")
-ONET = PackagedFile("facenet_pytorch", "data/onet.pt",
-                    "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d")
+from .packaged import MTCNN_ONET, MTCNN_PNET, MTCNN_RNET, PackagedFile
 
 # Network -> (its weights file, input side used for the export, output names in the module's order).
 NETS: dict[str, tuple[PackagedFile, int, tuple[str, ...]]] = {
-    "pnet": (PNET, 12, ("reg", "prob")),
-    "rnet": (RNET, 24, ("reg", "prob")),
-    "onet": (ONET, 48, ("reg", "landmarks", "prob")),
+    "pnet": (MTCNN_PNET, 12, ("reg", "prob")),
+    "rnet": (MTCNN_RNET, 24, ("reg", "prob")),
+    "onet": (MTCNN_ONET, 48, ("reg", "landmarks", "prob")),
 }
 
 

@@ -26,6 +26,14 @@ DLIB_SHAPE_5 = PackagedFile("face_recognition_models", "models/shape_predictor_5
 DLIB_RESNET = PackagedFile("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat",
                            "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30")
 
+# MTCNN's three networks: facenet-pytorch 2.6.0's state dicts (the same files since its first release).
+MTCNN_PNET = PackagedFile("facenet_pytorch", "data/pnet.pt",
+                          "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f")
+MTCNN_RNET = PackagedFile("facenet_pytorch", "data/rnet.pt",
+                          "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86")
+MTCNN_ONET = PackagedFile("facenet_pytorch", "data/onet.pt",
+                          "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d")
+
 
 def packaged_file(spec: PackagedFile, path: Path | None = None) -> Path:
     """Locate ``spec`` without importing its package (``face_recognition_models`` imports pkg_resources,
