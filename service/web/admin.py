@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify
 
 from .. import __version__
 from .. import errors as e
-from . import inputs, models, schemas
+from . import bodies, inputs, models, schemas
 from .auth import require
 from .context import get_recognizer, get_settings
 from .openapi import operation
@@ -59,8 +59,8 @@ def status() -> Response:
 
 
 @api.post("/quality")
-@operation("What registration would say about one photo, before registering", json=models.OneImageJson,
-           form=models.OneImageForm, responses={200: models.EnrollmentCheck})
+@operation("What registration would say about one photo, before registering", json=bodies.OneImageJson,
+           form=bodies.OneImageForm, responses={200: models.EnrollmentCheck})
 @require("enroll", "verify", "identify")  # any working key: it reveals no one
 def quality() -> Response:
     """One image as registration would judge it: every face, the one it would take, that face's quality

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ..errors import NotFound, StoreUnavailable
 from ..store.audit import audit_page
-from . import fields, models, schemas
+from . import bodies, fields, models, schemas
 from .auth import require
 from .context import get_audit
 from .openapi import operation
@@ -16,7 +16,7 @@ MAX_LIMIT = 200
 
 
 @bp.get("")
-@operation("The audit trail, newest first, by person, key or operation", query=models.AuditQuery,
+@operation("The audit trail, newest first, by person, key or operation", query=bodies.AuditQuery,
            responses={200: models.AuditPage}, errors=[NotFound, StoreUnavailable],
            description="404 `not_found` when the audit table is off (`audit_table = false`).")
 @require("admin")
@@ -26,7 +26,7 @@ def list_events() -> Response:
         raise NotFound("the audit table is off (audit_table = false); the audit file has the events")
     handler.flush()  # this worker's queued events first, so an admin sees what just happened here
     values = request.args
-    fields.known_only(values, models.AuditQuery.model_fields)
+    fields.known_only(values, bodies.AuditQuery.model_fields)
     limit = fields.integer(values, "limit", default=50, low=1, high=MAX_LIMIT)
     before = fields.integer(values, "cursor", default=0, low=1, high=2**62) if values.get("cursor") else None
     since = fields.text(values, "since", max_length=32)

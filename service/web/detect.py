@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from . import inputs, models, schemas
+from . import bodies, inputs, models, schemas
 from .auth import require
 from .context import get_recognizer
 from .openapi import operation
@@ -13,7 +13,7 @@ bp = Blueprint("detect", __name__, url_prefix="/v1")
 
 @bp.post("/detect")
 @operation("Every face: box, 5 landmarks, probability; largest first",
-           json=models.OneImageJson, form=models.OneImageForm, responses={200: models.Detection})
+           json=bodies.OneImageJson, form=bodies.OneImageForm, responses={200: models.Detection})
 @require("enroll", "verify", "identify")  # any working key: it reveals no one
 def detect() -> Response:
     (data,) = inputs.images(at_most=1)

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import errors as e
 from ..errors import ValidationError
-from . import fields, inputs, models, schemas
+from . import bodies, fields, inputs, models, schemas
 from .auth import require
 from .context import get_keys
 from .openapi import operation
@@ -25,17 +25,17 @@ def _seconds(values: dict[str, Any], name: str, high: int) -> int | None:
 
 
 @bp.get("")
-@operation("API keys, active ones (or all)", query=models.KeysQuery, responses={200: models.KeyList},
+@operation("API keys, active ones (or all)", query=bodies.KeysQuery, responses={200: models.KeyList},
            errors=[e.StoreUnavailable])
 @require("admin")
 def list_keys() -> Response:
-    fields.known_only(request.args, models.KeysQuery.model_fields)
+    fields.known_only(request.args, bodies.KeysQuery.model_fields)
     include = fields.boolean(request.args, "include_inactive")
     return jsonify(schemas.api_keys(get_keys().list(include_inactive=include)))
 
 
 @bp.post("")
-@operation("Create an API key; its secret is in this answer only", json=models.KeyCreate,
+@operation("Create an API key; its secret is in this answer only", json=bodies.KeyCreate,
            responses={201: models.KeyCreated}, errors=[e.StoreUnavailable])
 @require("admin")
 def create_key() -> tuple[Response, int]:
@@ -50,19 +50,19 @@ def create_key() -> tuple[Response, int]:
 
 
 @bp.delete("/<key_id>")
-@operation("Revoke a key, at once or after a grace", query=models.GraceQuery, responses={200: models.KeyReply},
+@operation("Revoke a key, at once or after a grace", query=bodies.GraceQuery, responses={200: models.KeyReply},
            errors=[e.KeyNotFound, e.KeyInConfig, e.LastAdminKey, e.StoreUnavailable])
 @require("admin")
 def revoke_key(key_id: str) -> Response:
     values = request.args
-    fields.known_only(values, models.GraceQuery.model_fields)
+    fields.known_only(values, bodies.GraceQuery.model_fields)
     key = get_keys().revoke(key_id, grace_s=_seconds(dict(values), "grace_s", MAX_GRACE_S) or 0)
     audit.info("key_revoked", extra={"op": "revoke_key", "subject": key.id})
     return jsonify(schemas.api_key(key))
 
 
 @bp.post("/<key_id>/rotate")
-@operation("Replace a key by a new one with the same name and scopes", json=models.RotateJson,
+@operation("Replace a key by a new one with the same name and scopes", json=bodies.RotateJson,
            body_required=False, responses={201: models.KeyRotated},
            errors=[e.KeyNotFound, e.KeyInConfig, e.StoreUnavailable])
 @require("admin")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from ..errors import NoFace, PersonNotFound, StoreUnavailable, ValidationError
-from . import fields, inputs, models, schemas
+from . import bodies, fields, inputs, models, schemas
 from .auth import require, reveals_scores
 from .context import get_recognizer
 from .openapi import operation
@@ -13,7 +13,7 @@ bp = Blueprint("matching", __name__, url_prefix="/v1")
 
 
 @bp.post("/verify")
-@operation("1:1: is the largest face this person?", json=models.VerifyJson, form=models.VerifyForm,
+@operation("1:1: is the largest face this person?", json=bodies.VerifyJson, form=bodies.VerifyForm,
            responses={200: (models.Verification, models.VerifyDecision)},
            errors=[PersonNotFound, NoFace, StoreUnavailable],
            description="Keys without `admin` get the decision only (`VerifyDecision`); admin keys also the "
@@ -28,8 +28,8 @@ def verify() -> Response:
 
 
 @bp.post("/identify")
-@operation("1:N: who is this? (open-set threshold for the gallery size)", json=models.IdentifyJson,
-           form=models.IdentifyForm, responses={200: (models.Identification, models.IdentifyDecision)},
+@operation("1:N: who is this? (open-set threshold for the gallery size)", json=bodies.IdentifyJson,
+           form=bodies.IdentifyForm, responses={200: (models.Identification, models.IdentifyDecision)},
            errors=[NoFace, StoreUnavailable],
            description="Keys without `admin` get the match only, when it clears the threshold "
                        "(`IdentifyDecision`); admin keys also the scores, the threshold and the ranked candidates.")
@@ -46,8 +46,8 @@ def identify() -> Response:
 
 
 @bp.post("/compare")
-@operation("Two images: similarity and decision; nothing stored", json=models.CompareJson,
-           form=models.CompareForm, responses={200: models.Comparison}, errors=[NoFace])
+@operation("Two images: similarity and decision; nothing stored", json=bodies.CompareJson,
+           form=bodies.CompareForm, responses={200: models.Comparison}, errors=[NoFace])
 @require("verify")
 def compare() -> Response:
     values = inputs.fields()

@@ -5,7 +5,7 @@ pydantic models of ``models`` (which also shape every response body, in ``schema
 Declaring an endpoint::
 
     @bp.post("/keys")
-    @operation("Create an API key", json=models.KeyCreate, responses={201: models.KeyCreated},
+    @operation("Create an API key", json=bodies.KeyCreate, responses={201: models.KeyCreated},
                errors=[e.StoreUnavailable])
     @require("admin")
     def create_key() -> ...

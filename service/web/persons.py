@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import errors as e
 from ..errors import Forbidden, ValidationError
-from . import fields, inputs, models, schemas
+from . import bodies, fields, inputs, models, schemas
 from .auth import is_admin, require
 from .context import get_recognizer, get_settings
 from .openapi import operation
@@ -19,8 +19,8 @@ MAX_LIMIT = 100
 
 
 @bp.post("")
-@operation("Register a person from one or more images (all or nothing)", json=models.RegisterJson,
-           form=models.RegisterForm, responses={201: models.PersonWithFaces},
+@operation("Register a person from one or more images (all or nothing)", json=bodies.RegisterJson,
+           form=bodies.RegisterForm, responses={201: models.PersonWithFaces},
            errors=[e.PersonExists, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality, e.StoreUnavailable],
            description="Every image must hold exactly one usable face. Unless the key is an admin key, "
                        "`duplicate_face` does not say who.")
@@ -37,8 +37,8 @@ def register() -> tuple[Response, int]:
 
 
 @bp.post("/<person_id>/faces")
-@operation("Add faces to a person: each must match them", json=models.AddFacesJson,
-           form=models.AddFacesForm, responses={201: models.PersonWithFaces},
+@operation("Add faces to a person: each must match them", json=bodies.AddFacesJson,
+           form=bodies.AddFacesForm, responses={201: models.PersonWithFaces},
            errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality,
                    e.FaceMismatch, e.StoreUnavailable],
            description="403 `forbidden` for `allow_mismatch` without an admin key.")
@@ -54,14 +54,14 @@ def add_faces(person_id: str) -> tuple[Response, int]:
 
 
 @bp.get("")
-@operation("List persons, a page at a time", query=models.PersonsQuery,
+@operation("List persons, a page at a time", query=bodies.PersonsQuery,
            responses={200: models.PersonsPage}, errors=[e.StoreUnavailable])
 @require("admin")
 def list_persons() -> Response:
     """Pages by keyset: ``next_cursor`` names the last person shown, so a page costs the same anywhere in a
     gallery of millions (``offset`` still works, for small jumps)."""
     values = request.args
-    fields.known_only(values, models.PersonsQuery.model_fields)
+    fields.known_only(values, bodies.PersonsQuery.model_fields)
     limit = fields.integer(values, "limit", default=20, low=1, high=MAX_LIMIT)
     offset = fields.integer(values, "offset", default=0, low=0, high=10**6)
     after = _decode_cursor(values["cursor"]) if values.get("cursor") else None
@@ -82,7 +82,7 @@ def get_person(person_id: str) -> Response:
 
 
 @bp.patch("/<person_id>")
-@operation("Change name and/or metadata", json=models.PersonPatch,
+@operation("Change name and/or metadata", json=bodies.PersonPatch,
            responses={200: models.PersonReply}, errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def update_person(person_id: str) -> Response:
