@@ -158,3 +158,27 @@ def test_the_cli_creates_lists_rotates_and_revokes_keys(tmp_path, monkeypatch, c
         assert keys.authenticate(rotated["secret"]) is None
     finally:
         engine.dispose()
+
+
+def test_a_records_database_that_goes_away_is_503_for_keyed_requests_not_500(make_app, postgres_url, chroma_server):
+    """Every request's key is looked up in the records database: when it cannot be reached, keyed requests
+    answer 503 store_unavailable (an outage, said as one), never 500, and never let a key through."""
+    from sqlalchemy import create_engine
+
+    client = make_app(database_url=postgres_url, chroma_url=chroma_server[0]).test_client()
+    assert client.get("/v1/keys", headers=ADMIN).status_code == 200
+    made = client.post("/v1/keys", headers=ADMIN, json={"name": "db key", "scopes": ["admin"]}).get_json()
+    name = postgres_url.rsplit("/", 1)[1]
+    admin_db = create_engine(postgres_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin_db.connect() as db:  # the database refuses connections and drops the service's
+        db.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        db.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    try:
+        for headers in ({"X-API-Key": made["secret"]}, {"X-API-Key": "wrong-key-0123456789"}):
+            assert_error(client.get("/v1/keys", headers=headers), 503, "store_unavailable")
+        assert client.get("/healthz").status_code == 200
+    finally:
+        with admin_db.connect() as db:
+            db.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        admin_db.dispose()
+    assert client.get("/v1/keys", headers={"X-API-Key": made["secret"]}).status_code == 200
