@@ -144,6 +144,7 @@ def test_the_cli_creates_lists_rotates_and_revokes_keys(tmp_path, monkeypatch, c
     assert main(["keys", "rotate", made["key"]["id"], "--grace", "1h"]) == 0
     rotated = json.loads(capsys.readouterr().out)
     assert rotated["replaced"]["expires_at"] < made["key"]["expires_at"] and rotated["key"]["replaces"]
+    assert rotated["key"]["expires_at"] >= made["key"]["expires_at"]  # the same 90-day lifetime, from now
     assert main(["keys", "revoke", rotated["key"]["id"]]) == 0
     assert json.loads(capsys.readouterr().out)["key"]["revoked_at"]
     assert main(["keys", "list"]) == 0

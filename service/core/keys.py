@@ -72,7 +72,10 @@ class KeyTable(Protocol):
 
     def all(self) -> list[ApiKey]: ...
 
-    def insert(self, key: ApiKey, sha256: str) -> None: ...
+    def insert(self, key: ApiKey, sha256: str, *,
+               retire: tuple[str, str | None, str | None] | None = None) -> None:
+        """Also, in the same transaction, ``retire`` = (key id, revoked_at, expires_at) of another key."""
+        ...
 
     def set_times(self, key_id: str, *, revoked_at: str | None = None, expires_at: str | None = None,
                   last_used_at: str | None = None) -> None: ...
@@ -124,20 +127,25 @@ class Keys:
             self._touched[key_id] = moment
             return True
 
-    def create(self, name: str, scopes: Iterable[str], *, expires_in_s: float | None = None,
-               replaces: str | None = None) -> tuple[ApiKey, str]:
+    def create(self, name: str, scopes: Iterable[str], *,
+               expires_in_s: float | None = None) -> tuple[ApiKey, str]:
         """A new key and its secret, which is shown now and never again."""
+        key, secret = self._new(name, scopes, expires_in_s)
+        self.table.insert(key, hash_key(secret))
+        return key, secret
+
+    @staticmethod
+    def _new(name: str, scopes: Iterable[str], expires_in_s: float | None,
+             replaces: str | None = None) -> tuple[ApiKey, str]:
         name = name.strip()
         if not name or len(name) > MAX_NAME:
             raise ValidationError(f"name must be 1 to {MAX_NAME} characters", field="name")
         if expires_in_s is not None and not 0 < expires_in_s <= MAX_LIFETIME_S:
             raise ValidationError(f"expires_in_s must be between 1 and {MAX_LIFETIME_S}", field="expires_in_s")
-        secret = new_secret()
         key = ApiKey(id=f"key_{secrets.token_hex(6)}", name=name, scopes=parse_scopes(scopes),
                      created_at=now_iso(), expires_at=None if expires_in_s is None else iso_after(expires_in_s),
                      replaces=replaces)
-        self.table.insert(key, hash_key(secret))
-        return key, secret
+        return key, new_secret()
 
     def list(self, *, include_inactive: bool = False) -> list[ApiKey]:
         now = now_iso()
@@ -157,24 +165,37 @@ class Keys:
         ``keep_an_admin``: refuse to revoke the last admin key, which would lock every admin out of the API
         (the CLI, which reaches the database itself and may not know the configured keys, passes False)."""
         key = self.get(key_id)
-        now = now_iso()
-        if not key.active(now):
+        if not key.active(now_iso()):
             return key
         others = (k for k in self.list() if k.id != key.id)
         if keep_an_admin and "admin" in key.scopes and not any("admin" in k.scopes for k in others):
             raise LastAdminKey(details={"key_id": key_id})
-        if grace_s > 0:
-            expires = min(iso_after(min(grace_s, MAX_LIFETIME_S)), key.expires_at or "9999")
-            self.table.set_times(key_id, expires_at=expires)
-            return replace(key, expires_at=expires)
-        self.table.set_times(key_id, revoked_at=now)
-        return replace(key, revoked_at=now)
+        retired = _retired(key, grace_s)
+        self.table.set_times(key_id, revoked_at=retired.revoked_at, expires_at=retired.expires_at)
+        return retired
 
     def rotate(self, key_id: str, *, grace_s: float = 0) -> tuple[ApiKey, ApiKey, str]:
-        """A new key with the old one's name and scopes; the old one revoked (or expiring after ``grace_s``).
-        Returns (old, new, new secret)."""
+        """A new key with the old one's name, scopes and lifetime; the old one revoked (or expiring after
+        ``grace_s``), in one transaction: a crash leaves either the old key alone or both changes, never a
+        new key whose secret nobody saw beside an old one still working. Returns (old, new, new secret)."""
         old = self.get(key_id)
         if not old.active(now_iso()):
             raise KeyNotFound("that key is revoked or expired; create a new one", details={"key_id": key_id})
-        new, secret = self.create(old.name, old.scopes, replaces=old.id)
-        return self.revoke(old.id, grace_s=grace_s), new, secret
+        new, secret = self._new(old.name, old.scopes, _lifetime_s(old), replaces=old.id)
+        retired = _retired(old, grace_s)
+        self.table.insert(new, hash_key(secret), retire=(old.id, retired.revoked_at, retired.expires_at))
+        return retired, new, secret
+
+
+def _retired(key: ApiKey, grace_s: float) -> ApiKey:
+    """``key`` revoked now, or expiring after ``grace_s`` (never later than it already would)."""
+    if grace_s > 0:
+        return replace(key, expires_at=min(iso_after(min(grace_s, MAX_LIFETIME_S)), key.expires_at or "9999"))
+    return replace(key, revoked_at=now_iso())
+
+
+def _lifetime_s(key: ApiKey) -> float | None:
+    if key.expires_at is None:
+        return None
+    span = datetime.fromisoformat(key.expires_at) - datetime.fromisoformat(key.created_at)
+    return min(max(span.total_seconds(), 1.0), MAX_LIFETIME_S)

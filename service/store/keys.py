@@ -43,12 +43,17 @@ class SqlKeyTable:
         return [_key(r) for r in rows]
 
     @db_errors
-    def insert(self, key: ApiKey, sha256: str) -> None:
+    def insert(self, key: ApiKey, sha256: str, *,
+               retire: tuple[str, str | None, str | None] | None = None) -> None:
         with self.engine.begin() as db:
             db.execute(insert(api_keys).values(
                 id=key.id, name=key.name, scopes=" ".join(key.scopes), sha256=sha256, created_at=key.created_at,
                 expires_at=key.expires_at, last_used_at=key.last_used_at, revoked_at=key.revoked_at,
                 replaces=key.replaces))
+            if retire is not None:
+                key_id, revoked_at, expires_at = retire
+                db.execute(update(api_keys).where(api_keys.c.id == key_id)
+                           .values(revoked_at=revoked_at, expires_at=expires_at))
 
     @db_errors
     def set_times(self, key_id: str, *, revoked_at: str | None = None, expires_at: str | None = None,
