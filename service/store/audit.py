@@ -31,7 +31,7 @@ BATCH_INTERVAL_S = 0.25
 QUEUE_SIZE = 10_000
 PURGE_EVERY_S = 3600.0
 PURGE_CHUNK = 5000
-_OWN = {"op", "decision", "person_id", "subject", "match", "similarity", "best_similarity"}
+_OWN = {"op", "decision", "person_id", "match", "similarity", "best_similarity"}
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -41,7 +41,7 @@ def event_row(record: logging.LogRecord) -> dict[str, Any]:
     match = extra.get("match")
     decision = extra.get("decision") or (None if match is None and extra.get("op") != "identify"
                                          else "match" if match else "no_match")
-    person = extra.get("person_id") or extra.get("subject") or (match if isinstance(match, str) else None)
+    person = extra.get("person_id") or (match if isinstance(match, str) else None)  # a key's id stays in details
     score = extra.get("similarity", extra.get("best_similarity"))
     rest = {k: v for k, v in extra.items() if k not in _OWN}
     return {"at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
