@@ -1,6 +1,6 @@
 """The admin console (``/admin``: one static page, its script and its styles, no build step, no CDN) and the
 two small endpoints it needs beyond the public API: ``GET /v1/status`` (admin) and ``POST /v1/quality``
-(client: what enrollment would say about one photo, before registering).
+(any key: what enrollment would say about one photo, before registering).
 
 The page holds no secret and no data: it is served to anyone, and everything it shows comes from the API with
 the admin key the user types in (kept in the tab's sessionStorage, sent as ``X-API-Key``; no cookie, so no
