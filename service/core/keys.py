@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from ..errors import KeyInConfig, KeyNotFound, LastAdminKey, ValidationError
@@ -37,10 +37,6 @@ def hash_key(secret: str) -> str:
 def new_secret() -> str:
     """``fid_`` + 43 url-safe characters: the prefix lets secret scanners recognise a leaked key."""
     return f"fid_{secrets.token_urlsafe(32)}"
-
-
-def iso_after(seconds: float) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -143,7 +139,7 @@ class Keys:
         if expires_in_s is not None and not 0 < expires_in_s <= MAX_LIFETIME_S:
             raise ValidationError(f"expires_in_s must be between 1 and {MAX_LIFETIME_S}", field="expires_in_s")
         key = ApiKey(id=f"key_{secrets.token_hex(6)}", name=name, scopes=parse_scopes(scopes),
-                     created_at=now_iso(), expires_at=None if expires_in_s is None else iso_after(expires_in_s),
+                     created_at=now_iso(), expires_at=None if expires_in_s is None else now_iso(expires_in_s),
                      replaces=replaces)
         return key, new_secret()
 
@@ -190,7 +186,7 @@ class Keys:
 def _retired(key: ApiKey, grace_s: float) -> ApiKey:
     """``key`` revoked now, or expiring after ``grace_s`` (never later than it already would)."""
     if grace_s > 0:
-        return replace(key, expires_at=min(iso_after(min(grace_s, MAX_LIFETIME_S)), key.expires_at or "9999"))
+        return replace(key, expires_at=min(now_iso(min(grace_s, MAX_LIFETIME_S)), key.expires_at or "9999"))
     return replace(key, revoked_at=now_iso())
 
 

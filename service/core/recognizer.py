@@ -225,7 +225,8 @@ class Recognizer:
         probe = self.pipeline.probes(image)[0]
         similarity = float(reference @ probe.embedding)
         match = similarity >= threshold
-        log.info("decision", extra={"op": "verify", "person_id": person_id, "match": match,
+        log.info("decision", extra={"op": "verify", "decision": "match" if match else "no_match",
+                                    "person_id": person_id, "match": match,
                                     "similarity": round(similarity, 4), "threshold": round(threshold, 4)})
         return Verdict(match, similarity, threshold, [probe.face], person_id)
 
@@ -241,7 +242,8 @@ class Recognizer:
         for probe in self.pipeline.probes(image, all_faces=all_faces):
             candidates = self.store.nearest_persons(probe.embedding, top_k)
             match: Candidate | None = candidates[0] if candidates and candidates[0].similarity >= threshold else None
-            log.info("decision", extra={"op": "identify", "match": match.person_id if match else None,
+            log.info("decision", extra={"op": "identify", "decision": "match" if match else "no_match",
+                                        "match": match.person_id if match else None,
                                         "best_similarity": round(candidates[0].similarity, 4) if candidates else None,
                                         "threshold": round(threshold, 4), "gallery_size": gallery_size})
             results.append(IdentifiedFace(probe.face, match, candidates))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -15,8 +15,15 @@ import numpy as np
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def iso(moment: datetime) -> str:
+    """The one timestamp format of records, keys and the audit trail: UTC to the millisecond, ``Z``-suffixed,
+    so that the strings sort as the times do (expiry and retention compare them as strings)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_iso(shift_s: float = 0.0) -> str:
+    """Now (or ``shift_s`` seconds from now) as ``iso``."""
+    return iso(datetime.now(UTC) + timedelta(seconds=shift_s))
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ import logging
 import queue
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
+from ..core.records import iso, now_iso
 from ..logs import actor, client_ip, request_id
 from .database import db_errors
 from .schema import audit_events
@@ -38,14 +39,12 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message
 def event_row(record: logging.LogRecord) -> dict[str, Any]:
     """A log record of the audit loggers as a row: ids, decision and score; the rest as a small JSON object."""
     extra = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
-    match = extra.get("match")
-    decision = extra.get("decision") or (None if match is None and extra.get("op") != "identify"
-                                         else "match" if match else "no_match")
+    match, decision = extra.get("match"), extra.get("decision")
     person = extra.get("person_id") or (match if isinstance(match, str) else None)  # a key's id stays in details
     score = extra.get("similarity", extra.get("best_similarity"))
     rest = {k: v for k, v in extra.items() if k not in _OWN}
-    return {"at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"), "op": str(extra.get("op") or record.getMessage())[:64],
+    return {"at": iso(datetime.fromtimestamp(record.created, UTC)),
+            "op": str(extra.get("op") or record.getMessage())[:64],
             "actor": actor.get(), "client_ip": client_ip.get(), "request_id": request_id.get(),
             "person_id": str(person)[:128] if person else None,
             "decision": str(decision)[:64] if decision else None,
@@ -102,8 +101,8 @@ class AuditTableHandler(logging.Handler):
     def purge(self) -> None:
         """In chunks, each its own short transaction: a day of a busy service is millions of rows, and one
         huge delete would hold SQLite's write lock (and every registration) for its whole duration."""
-        cutoff = (datetime.now(UTC) - timedelta(days=self.retention_days)).isoformat(timespec="milliseconds")
-        old = select(audit_events.c.id).where(audit_events.c.at < cutoff.replace("+00:00", "Z")).limit(PURGE_CHUNK)
+        cutoff = now_iso(-self.retention_days * 86400.0)
+        old = select(audit_events.c.id).where(audit_events.c.at < cutoff).limit(PURGE_CHUNK)
         while True:
             with self.engine.begin() as db:
                 ids = [row.id for row in db.execute(old)]
