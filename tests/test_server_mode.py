@@ -5,16 +5,22 @@ from .conftest import ADMIN, CLIENT, upload
 from .test_api_detect import assert_error
 
 
+def register_rose_and_find_her(enrolling, searching):
+    """Rose registered through one client and identified from another photo through the other."""
+    r = enrolling.post("/v1/persons", data=upload("people/Rose_Leslie/0001.jpg", name="Rose Leslie",
+                                                  person_id="rose"),
+                       content_type="multipart/form-data", headers=CLIENT)
+    assert r.status_code == 201, r.get_json()
+    found = searching.post("/v1/identify", data=upload("people/Rose_Leslie/0002.jpg"),
+                           content_type="multipart/form-data", headers=CLIENT).get_json()
+    assert found["faces"][0]["match"]["person_id"] == "rose"
+
+
 def test_two_instances_share_one_chroma_server(chroma_server, postgres_url, make_app):
     url, _ = chroma_server
     first = make_app(chroma_url=url, database_url=postgres_url).test_client()
     second = make_app(chroma_url=url, database_url=postgres_url).test_client()
-    r = first.post("/v1/persons", data=upload("people/Rose_Leslie/0001.jpg", name="Rose Leslie", person_id="rose"),
-                   content_type="multipart/form-data", headers=CLIENT)
-    assert r.status_code == 201, r.get_json()
-    found = second.post("/v1/identify", data=upload("people/Rose_Leslie/0002.jpg"),
-                        content_type="multipart/form-data", headers=CLIENT).get_json()
-    assert found["faces"][0]["match"]["person_id"] == "rose"
+    register_rose_and_find_her(first, second)
     assert second.delete("/v1/persons/rose", headers=ADMIN).status_code == 200
     assert_error(first.get("/v1/persons/rose", headers=ADMIN), 404, "person_not_found")
 
@@ -94,12 +100,7 @@ def test_the_chroma_token_is_sent_on_every_request(chroma_server, postgres_url, 
             make_app(chroma_url=proxy.url, database_url=postgres_url)
         client = make_app(chroma_url=proxy.url, chroma_token="s3cret-index-token",
                           database_url=postgres_url).test_client()
-        r = client.post("/v1/persons", data=upload("people/Rose_Leslie/0001.jpg", name="Rose", person_id="rose"),
-                        content_type="multipart/form-data", headers=CLIENT)
-        assert r.status_code == 201, r.get_json()
-        found = client.post("/v1/identify", data=upload("people/Rose_Leslie/0002.jpg"),
-                            content_type="multipart/form-data", headers=CLIENT).get_json()
-        assert found["faces"][0]["match"]["person_id"] == "rose"
+        register_rose_and_find_her(client, client)
         assert proxy.seen.count("Bearer s3cret-index-token") >= 3
     finally:
         proxy.close()
