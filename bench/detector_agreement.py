@@ -8,7 +8,7 @@ agrees when both find the same number of faces and every face of ours has a refe
 0.95 and landmarks within 1 px (full-image pixels). The probe search agrees when its first (largest) face is
 the full search's first face (IoU >= 0.95); where it is not, "same face, other box" counts those still on the
 same face (IoU >= 0.5: the box differs because the skipped scales' candidates no longer take part in NMS).
-Timings are per photo, one thread each (torch and ONNX Runtime), on a shared machine. Writes
+Timings are per photo, one thread each (torch and OpenVINO), on a shared machine. Writes
 bench/results/detector_agreement.json.
 """
 from __future__ import annotations

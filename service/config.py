@@ -47,10 +47,10 @@ class Settings:
     facenet_state_dicts: dict[str, str] = field(default_factory=dict)
     # Embed each face and its mirror image and average them (see bench/README.md for the measured effect).
     flip_tta: bool = True
-    # ONNX Runtime threads (intra-op) for the embedders and the detector; 0 lets the runtime use every core.
+    # OpenVINO threads per network for the embedders and the detector; 0 lets the runtime use every core.
     embed_threads: int = 0
     detect_threads: int = 0
-    # OpenCV's worker threads (SFace on cv2.dnn, resizing); 0 leaves OpenCV's default, one per core.
+    # OpenCV's worker threads (resizing, warping); 0 leaves OpenCV's default, one per core.
     opencv_threads: int = 0
     # Margin around the detected box, in pixels of the 160 px model input (Sandberg's LFW protocol: 32).
     face_margin: int = 32

@@ -7,7 +7,7 @@ from pathlib import Path
 from service.errors import client_errors, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN_IN_CORE = ("flask", "werkzeug", "chromadb", "sqlalchemy", "torch", "cv2", "onnxruntime", "dlib",
+FORBIDDEN_IN_CORE = ("flask", "werkzeug", "chromadb", "sqlalchemy", "torch", "cv2", "onnxruntime", "openvino", "dlib",
                      "facenet_pytorch")
 
 

@@ -1,4 +1,4 @@
-"""The serving process never imports torch: MTCNN and every embedder run on ONNX Runtime, OpenCV or dlib from
+"""The serving process never imports torch: MTCNN and every embedder run on OpenVINO, OpenCV or dlib from
 the files ``make prepare`` left. Checked in a fresh interpreter (this test process has torch loaded by the
 reference tests), through the real app factory and real requests: register, verify, identify, detect."""
 from __future__ import annotations

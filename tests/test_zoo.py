@@ -78,8 +78,25 @@ def test_dlib_onnx_port_gives_dlibs_own_vectors(embedders, faces):
         assert float(got @ expected) / (np.linalg.norm(got) * np.linalg.norm(expected)) > 0.99999
 
 
+def test_sface_float32_graph_gives_the_int8_files_vectors(embedders, faces):
+    """The graph dequantised at preparation, on OpenVINO, must compute what cv2.dnn computes on OpenCV Zoo's
+    int8 file itself, so templates enrolled before the change keep their meaning."""
+    import cv2
+
+    ours = embedders["sface"]
+    reference = cv2.dnn.readNetFromONNX(str(packaged_file(SFACE_INT8)))
+    for _, rgb, face in faces:
+        crop = ours.align(rgb, face)
+        reference.setInput(cv2.dnn.blobFromImage(np.ascontiguousarray(crop[:, :, ::-1]), 1.0, (112, 112),
+                                                 (0, 0, 0), swapRB=False, crop=False), "data")
+        expected = reference.forward().reshape(-1)
+        got = ours._forward([crop])[0]
+        assert np.abs(got - expected).max() < 1e-3 * np.abs(expected).max()
+        assert float(got @ expected) / (np.linalg.norm(got) * np.linalg.norm(expected)) > 0.99999
+
+
 def test_tampered_model_files_are_refused(tmp_path):
-    for spec, make in ((SFACE_INT8, lambda p: SFaceEmbedder(path=p)),
+    for spec, make in ((SFACE_INT8, lambda p: SFaceEmbedder(tmp_path / "models", path=p)),
                        (DLIB_RESNET, lambda p: DlibEmbedder(tmp_path / "models", resnet_path=p))):
         copy = tmp_path / spec.relpath.split("/")[-1]
         shutil.copy(packaged_file(spec), copy)

@@ -1,4 +1,5 @@
-"""Face detection: MTCNN (facenet-pytorch's weights, exported to ONNX at preparation; ``mtcnn`` runs it).
+"""Face detection: MTCNN (facenet-pytorch's weights, exported to ONNX at preparation; ``mtcnn`` runs it on
+``runtime``).
 
 MTCNN's cost grows with the pixel count, while a face that is recognisable at all is still found on a
 640 px copy, so detection runs on a downscaled copy and boxes and landmarks are mapped back to the full image.
@@ -11,14 +12,13 @@ pyramid's largest and costliest scales, and falls back to the full search when t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from ..core.records import Face
-from .embedders.base import onnx_session
 from .mtcnn import Found, Mtcnn
+from .runtime import Network, load_network
 from .weights.mtcnn import NETS, MtcnnNetSource
 from .weights.packaged import packaged_file
 
@@ -38,12 +38,12 @@ class FaceDetector:
         self._mtcnn: Mtcnn | None = None
 
     def prepare(self) -> FaceDetector:
-        """The three networks' cached ONNX files (converted on first use, checksummed) in ONNX Runtime."""
-        sessions: dict[str, Any] = {}
+        """The three networks' cached ONNX files (converted on first use, checksummed), compiled."""
+        networks: dict[str, Network] = {}
         for net, (weights, _, _) in NETS.items():
             source = MtcnnNetSource(net, packaged_file(weights))
-            sessions[net] = onnx_session(source, self.models_dir, self.threads)[1]
-        self._mtcnn = Mtcnn(sessions["pnet"], sessions["rnet"], sessions["onet"], self.thresholds)
+            networks[net] = load_network(source, self.models_dir, self.threads)[1]
+        self._mtcnn = Mtcnn(networks["pnet"], networks["rnet"], networks["onet"], self.thresholds)
         return self
 
     @property

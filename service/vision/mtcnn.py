@@ -1,4 +1,4 @@
-"""MTCNN's three stages on ONNX Runtime, the rest in numpy: facenet-pytorch's ``detect_face`` for one image,
+"""MTCNN's three stages on ``runtime``'s networks, the rest in numpy: facenet-pytorch's ``detect_face`` for one image,
 step for step (``boxes`` holds the arithmetic), so it finds the same faces without torch.
 
 P-Net runs once per pyramid scale; R-Net and O-Net each run once, on every surviving candidate as one batch.
@@ -9,11 +9,11 @@ large face is found from the same scales.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .boxes import area_resize, crop_rects, crops_resized, integral, nms, nms_min, regress, square
+from .runtime import Network
 
 FACTOR = 0.709  # facenet-pytorch's pyramid step
 
@@ -46,9 +46,9 @@ def pyramid(height: int, width: int, min_face: float, start_face: float | None =
 
 
 class Mtcnn:
-    """The three networks (ONNX Runtime sessions, whose ``run`` is thread-safe) and the stage thresholds."""
+    """The three networks and the stage thresholds."""
 
-    def __init__(self, pnet: Any, rnet: Any, onet: Any, thresholds: tuple[float, float, float]) -> None:
+    def __init__(self, pnet: Network, rnet: Network, onet: Network, thresholds: tuple[float, float, float]) -> None:
         self.pnet, self.rnet, self.onet = pnet, rnet, onet
         self.thresholds = thresholds
 
@@ -70,7 +70,7 @@ class Mtcnn:
         found = []
         for scale in scales:
             level = area_resize(table, int(h * scale + 1), int(w * scale + 1))
-            reg, prob = self.pnet.run(None, {"input": level.transpose(2, 0, 1)[None]})
+            reg, prob = self.pnet(level.transpose(2, 0, 1)[None])
             score = prob[0, 1]
             ys, xs = np.nonzero(score >= self.thresholds[0])
             if not len(ys):
@@ -101,7 +101,7 @@ class Mtcnn:
         boxes, batch = self._crops(table, boxes, w, h, 24)
         if not len(boxes):
             return boxes
-        reg, prob = self.rnet.run(None, {"input": batch})
+        reg, prob = self.rnet(batch)
         score = prob[:, 1]
         keep = score > self.thresholds[1]
         boxes, score, reg = boxes[keep], score[keep], reg[keep]
@@ -113,7 +113,7 @@ class Mtcnn:
         boxes, batch = self._crops(table, boxes, w, h, 48)
         if not len(boxes):
             return Found.none()
-        reg, marks, prob = self.onet.run(None, {"input": batch})
+        reg, marks, prob = self.onet(batch)
         score = prob[:, 1]
         keep = score > self.thresholds[2]
         boxes, score, reg, marks = boxes[keep], score[keep], reg[keep], marks[keep]

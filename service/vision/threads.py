@@ -1,6 +1,6 @@
-"""OpenCV's worker threads, a process-wide setting: cv2.dnn (SFace) and cv2.resize use them. On a few cores
-a request thread that fans out into OpenCV's pool competes with the other request threads and with ONNX
-Runtime's, so the service sets the count once at start (``opencv_threads``; measured in bench/latency.py)."""
+"""OpenCV's worker threads, a process-wide setting: cv2.resize and cv2.warpAffine use them. On a few cores
+a request thread that fans out into OpenCV's pool competes with the other request threads and with
+OpenVINO's, so the service sets the count once at start (``opencv_threads``; measured in bench/latency.py)."""
 from __future__ import annotations
 
 import cv2

@@ -10,10 +10,11 @@ import numpy as np
 
 from ...core.records import Face
 from ..align import dlib_chip
+from ..runtime import PerThread, load_network
 from ..weights.cache import PreparedModel
 from ..weights.dlib_resnet import DLIB_DIM, DLIB_INPUT, DlibResNetSource
 from ..weights.packaged import DLIB_RESNET, DLIB_SHAPE_5, packaged_file
-from .base import PerThread, SingleModel, onnx_session
+from .base import SingleModel
 
 
 class DlibEmbedder(SingleModel):
@@ -24,19 +25,14 @@ class DlibEmbedder(SingleModel):
         self._overrides = (shape_path, resnet_path)
         self.shape_path: Path | None = None
         self.prepared: PreparedModel | None = None
-        self._session: Any = None
         self._predictors = PerThread(self._load_predictor)
 
     def prepare(self) -> DlibEmbedder:
         shape_path = packaged_file(DLIB_SHAPE_5, self._overrides[0])
         source = DlibResNetSource(self.model_id, packaged_file(DLIB_RESNET, self._overrides[1]))
-        self.prepared, self._session = onnx_session(source, self.models_dir, self.threads)
+        self.prepared, self._network = load_network(source, self.models_dir, self.threads)
         self.shape_path = shape_path
         return self
-
-    @property
-    def ready(self) -> bool:
-        return self._session is not None
 
     def _load_predictor(self) -> Any:
         import dlib
@@ -48,5 +44,4 @@ class DlibEmbedder(SingleModel):
         return dlib_chip(rgb, face, self._predictors.get(), DLIB_INPUT)
 
     def _forward(self, crops: list[np.ndarray]) -> np.ndarray:
-        batch = np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2)  # RGB 0..255, normalised in-graph
-        return np.asarray(self._session.run(None, {"input": np.ascontiguousarray(batch)})[0])
+        return self.network()(np.stack(crops).transpose(0, 3, 1, 2))[0]  # RGB 0..255, normalised in-graph

@@ -1,17 +1,17 @@
-"""FaceNet (Inception-ResNet-v1, 512-d) on ONNX Runtime: 160 px box crops with margin, fixed
+"""FaceNet (Inception-ResNet-v1, 512-d) on ``vision.runtime``: 160 px box crops with margin, fixed
 standardisation (x - 127.5) / 128."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ...core.records import Face
 from ..align import crop_face
+from ..runtime import load_network
 from ..weights.cache import PreparedModel
 from ..weights.facenet import FACENET_DIM, FACENET_INPUT, FaceNetSource
-from .base import SingleModel, onnx_session
+from .base import SingleModel
 
 
 class FaceNetEmbedder(SingleModel):
@@ -27,19 +27,14 @@ class FaceNetEmbedder(SingleModel):
         self.flip = flip
         self.margin = margin
         self.prepared: PreparedModel | None = None
-        self._session: Any = None
 
     def prepare(self) -> FaceNetEmbedder:
-        self.prepared, self._session = onnx_session(self.source, self.models_dir, self.threads)
+        self.prepared, self._network = load_network(self.source, self.models_dir, self.threads)
         return self
-
-    @property
-    def ready(self) -> bool:
-        return self._session is not None
 
     def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         return crop_face(rgb, face.box, self.input_size, self.margin)
 
     def _forward(self, crops: list[np.ndarray]) -> np.ndarray:
         batch = (np.stack(crops).astype(np.float32) - 127.5) / 128.0
-        return np.asarray(self._session.run(None, {"input": np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})[0])
+        return self.network()(batch.transpose(0, 3, 1, 2))[0]

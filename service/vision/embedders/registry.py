@@ -33,7 +33,7 @@ def _facenet(source: FaceNetSource) -> ModelSpec:
 
 
 BUILT_IN: dict[str, ModelSpec] = {
-    "sface": ModelSpec(128, lambda s: SFaceEmbedder(flip=s.flip_tta)),
+    "sface": ModelSpec(128, lambda s: SFaceEmbedder(s.models_dir, threads=s.embed_threads, flip=s.flip_tta)),
     "dlib": ModelSpec(128, lambda s: DlibEmbedder(s.models_dir, threads=s.embed_threads, flip=s.flip_tta)),
 }
 

@@ -1,45 +1,35 @@
-"""OpenCV Zoo's SFace int8 (128-d): 112 px similarity-aligned to the ArcFace 5-point template, on cv2.dnn."""
+"""OpenCV Zoo's SFace (128-d): 112 px similarity-aligned to the ArcFace 5-point template. The int8 file's
+weights dequantised once to a float32 graph (``weights.sface``), run on ``vision.runtime``."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ...core.records import Face
 from ..align import similarity_align
+from ..runtime import load_network
+from ..weights.cache import PreparedModel
 from ..weights.packaged import SFACE_INT8, packaged_file
-from .base import PerThread, SingleModel
+from ..weights.sface import SFACE_DIM, SFACE_INPUT, SFaceFp32Source
+from .base import SingleModel
 
 
 class SFaceEmbedder(SingleModel):
-    """This int8 file does not load in ONNX Runtime (its weights are graph inputs), so it runs on cv2.dnn,
-    whose nets are not thread-safe: each thread gets its own (about 10 MB)."""
-
-    def __init__(self, *, flip: bool = True, path: Path | None = None) -> None:
-        self.model_id, self.dim, self.flip = "sface", 128, flip
+    def __init__(self, models_dir: Path, *, threads: int = 0, flip: bool = True, path: Path | None = None) -> None:
+        self.model_id, self.dim, self.flip = "sface", SFACE_DIM, flip
+        self.models_dir, self.threads = models_dir, threads
         self._path_override = path
-        self.path: Path | None = None
-        self._nets = PerThread(lambda: cv2.dnn.readNetFromONNX(str(self.path)))
+        self.prepared: PreparedModel | None = None
 
     def prepare(self) -> SFaceEmbedder:
-        self.path = packaged_file(SFACE_INT8, self._path_override)
-        self._nets.get()  # a file cv2 cannot read fails the start, not the first request
+        source = SFaceFp32Source(packaged_file(SFACE_INT8, self._path_override))
+        self.prepared, self._network = load_network(source, self.models_dir, self.threads)
         return self
 
-    @property
-    def ready(self) -> bool:
-        return self.path is not None
-
     def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
-        return similarity_align(rgb, face.landmarks, 112)
+        return similarity_align(rgb, face.landmarks, SFACE_INPUT)
 
     def _forward(self, crops: list[np.ndarray]) -> np.ndarray:
-        net = self._nets.get()
-        out = []
-        for crop in crops:  # the int8 graph has a fixed batch of one
-            blob = cv2.dnn.blobFromImage(np.ascontiguousarray(crop[:, :, ::-1]), 1.0, (112, 112), (0, 0, 0),
-                                         swapRB=False, crop=False)  # SFace wants BGR 0..255
-            net.setInput(blob, "data")
-            out.append(net.forward().reshape(-1))
-        return np.stack(out)
+        batch = np.stack(crops)[:, :, :, ::-1].transpose(0, 3, 1, 2)  # SFace wants BGR 0..255, NCHW
+        return self.network()(batch)[0]

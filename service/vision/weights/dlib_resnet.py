@@ -1,7 +1,7 @@
 """dlib's face-descriptor ResNet, read from its ``.dat`` file into torch, so it can be exported to ONNX.
 
 Why: dlib's own CPU inference (the ``dlib-bin`` wheel has no BLAS) spends ~60 ms on one 150 px chip; the same
-network under ONNX Runtime takes ~3 ms and gives the same vector (max abs difference ~3e-7, tested against
+network on OpenVINO takes ~3 ms and gives the same vector (max abs difference ~3e-7, tested against
 dlib itself). That turns dlib from "too slow to fuse" into the cheapest model we have.
 
 The file is dlib's binary serialisation of ``anet_type`` from ``dnn_face_recognition_ex.cpp``. Layers are

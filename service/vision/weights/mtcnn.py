@@ -1,6 +1,6 @@
 """MTCNN's three networks from the weights facenet-pytorch ships (``facenet_pytorch/data/{p,r,o}net.pt``),
-exported to ONNX once at preparation time, so the service detects faces with ONNX Runtime and never imports
-torch while it serves.
+exported to ONNX once at preparation time, so the service detects faces with OpenVINO (``vision.runtime``)
+and never imports torch while it serves.
 
 Each exported graph takes RGB pixels 0..255 (NCHW float32) and does MTCNN's ``(x - 127.5) / 128`` itself.
 P-Net is fully convolutional: its graph has free height and width (one run per pyramid scale). R-Net (24 px)

@@ -1,0 +1,63 @@
+"""The inference runtime (service/vision/runtime.py): each network is compiled twice, ``wide`` for a call
+that runs alone and ``narrow`` for calls that overlap others. Both must give the same answers, and calls
+from many threads at once must give what one call alone gives, on real photos through the real pipeline."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from service.vision import runtime
+
+from .conftest import fixture_bytes
+
+PHOTOS = ["people/Barack_Obama/0001.jpg", "people/Joe_Biden/0002.jpg", "people/Kit_Harington/0001.jpg",
+          "people/Rose_Leslie/0001.jpg", "multi_face/compreface__011_3.jpg"]
+
+
+@pytest.fixture(scope="module")
+def expected(pipeline):
+    """Each photo's faces and embeddings, computed one call at a time."""
+    return [pipeline.probes(fixture_bytes(rel), all_faces=True) for rel in PHOTOS]
+
+
+def test_a_call_that_overlaps_another_gives_what_a_lone_call_gives(pipeline, expected):
+    assert runtime.cores() > 1, "this machine has one core: there is no narrow compilation to compare"
+    assert runtime._overlap.running == 0
+    runtime._overlap.enter()  # as if another request were inside a network: every call now takes ``narrow``
+    try:
+        busy = [pipeline.probes(fixture_bytes(rel), all_faces=True) for rel in PHOTOS]
+    finally:
+        runtime._overlap.leave()
+    for alone, overlapped in zip(expected, busy):
+        assert len(alone) == len(overlapped)
+        for a, b in zip(alone, overlapped):
+            assert np.abs(a.face.box - b.face.box).max() < 1e-3
+            assert float(a.embedding @ b.embedding) > 0.99999
+
+
+def test_many_threads_at_once_get_their_own_answers(pipeline, expected):
+    """Six threads, each running every photo several times in its own order: no thread may see another's
+    result (each thread has its own inference requests) and nothing may fail."""
+    failures: list[str] = []
+
+    def work(offset: int) -> None:
+        for k in range(3 * len(PHOTOS)):
+            i = (offset + k) % len(PHOTOS)
+            try:
+                got = pipeline.probes(fixture_bytes(PHOTOS[i]), all_faces=True)
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                failures.append(f"{PHOTOS[i]}: {exc!r}")
+                continue
+            if len(got) != len(expected[i]) or any(float(a.embedding @ b.embedding) < 0.99999
+                                                   for a, b in zip(got, expected[i])):
+                failures.append(f"{PHOTOS[i]}: another photo's answer")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert runtime._overlap.running == 0
