@@ -45,12 +45,18 @@ def area_resize(table: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def crops_resized(table: np.ndarray, rects: np.ndarray, size: int) -> np.ndarray:
     """Each rect ``(y0, y1, x0, x1)`` (half-open, non-empty, inside the image) area-resampled to size x size:
-    (n, 3, size, size) float32, the networks' layout. One gather for every crop."""
+    (n, 3, size, size) float32, the networks' layout. One gather for every corner of every crop: the table's
+    pixels viewed as single opaque elements, which ``np.take`` gathers twice as fast as a (row, column)
+    fancy index gathers its 3-channel rows."""
     r0, r1 = _windows(rects[:, 0], rects[:, 1] - rects[:, 0], size)
     c0, c1 = _windows(rects[:, 2], rects[:, 3] - rects[:, 2], size)
-    ra, rb = r0[:, :, None], r1[:, :, None]
-    ca, cb = c0[:, None, :], c1[:, None, :]
-    sums = table[rb, cb] - table[ra, cb] - table[rb, ca] + table[ra, ca]  # (n, size, size, 3)
+    width, channels = table.shape[1], table.shape[2]
+    pixels = np.ascontiguousarray(table).view(np.dtype((np.void, table.itemsize * channels))).reshape(-1)
+    rows = np.stack([r1, r0])[:, :, :, None] * width  # (2, n, size, 1): bottom and top edges
+    cols = np.stack([c1, c0])[:, :, None, :]          # (2, n, 1, size): right and left edges
+    corners = rows[:, None] + cols[None, :]            # (2, 2, n, size, size)
+    g = np.take(pixels, corners).view(table.dtype).reshape(corners.shape + (channels,))
+    sums = (g[0, 0] - g[1, 0]) - (g[0, 1] - g[1, 1])  # (n, size, size, 3)
     counts = ((r1 - r0)[:, :, None] * (c1 - c0)[:, None, :]).astype(np.float32)
     return np.ascontiguousarray((sums.astype(np.float32) / counts[..., None]).transpose(0, 3, 1, 2))
 
