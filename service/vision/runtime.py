@@ -11,8 +11,10 @@ on one host must mean the same on every other.
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,14 @@ import numpy as np
 
 from .weights.cache import OnnxSource, PreparedModel, prepare_onnx, verify_prepared
 
+# Inference requests per compilation: as many calls as can usefully overlap in one worker (gunicorn's
+# threads, default 4, with room to spare); more wait their turn.
+REQUESTS = 8
+
 
 class PerThread:
-    """One instance per thread of something that is not thread-safe (inference requests, dlib predictors),
-    made on first use in each thread."""
+    """One instance per thread of something that is not thread-safe (dlib's shape predictors), made on
+    first use in each thread."""
 
     def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
@@ -70,20 +76,40 @@ class Network:
     A call takes ``wide`` when no other network call runs in the process, else ``narrow``. (Running one
     request's independent inputs side by side on the streams instead, P-Net's pyramid levels or a face and
     its mirror, was slower in the whole pipeline: 29.2 against 25.0 ms a verify.) Calls from any thread are
-    safe: each thread has its own inference requests."""
+    safe: each call borrows an inference request of its own."""
 
-    def __init__(self, wide: Any, narrow: Any | None) -> None:
-        self._wide = PerThread(wide.create_infer_request)
-        self._narrow = PerThread(narrow.create_infer_request) if narrow is not None else self._wide
+    def __init__(self, wide: Any, narrow: Any | None, requests: int = REQUESTS) -> None:
+        self._wide = _RequestPool(wide, requests)
+        self._narrow = _RequestPool(narrow, requests) if narrow is not None else self._wide
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         """The network's outputs, in its graph's order, for one input batch (copies the caller may keep)."""
-        requests = self._narrow if _overlap.enter() else self._wide
+        pool = self._narrow if _overlap.enter() else self._wide
         try:
-            result = requests.get().infer(np.ascontiguousarray(batch, np.float32))
+            with pool.borrow() as request:
+                result = request.infer(np.ascontiguousarray(batch, np.float32))
+                return [np.array(value) for value in result.to_tuple()]
         finally:
             _overlap.leave()
-        return [np.asarray(value) for value in result.to_tuple()]
+
+
+class _RequestPool:
+    """A compilation's inference requests, all made when it is compiled and lent to one call at a time: no
+    request is created while others infer, and memory does not grow with the number of threads. A call that
+    finds none free waits for one (without holding the GIL)."""
+
+    def __init__(self, compiled: Any, size: int) -> None:
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(size):
+            self._free.put(compiled.create_infer_request())
+
+    @contextmanager
+    def borrow(self) -> Iterator[Any]:
+        request = self._free.get()
+        try:
+            yield request
+        finally:
+            self._free.put(request)
 
 
 def cores() -> int:
