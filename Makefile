@@ -4,8 +4,8 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-duplicates bench-load \
-	bench-detector clean
+.PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-breakdown \
+	bench-duplicates bench-load bench-detector clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-identify: prepare
 
 bench-latency: prepare
 	$(VPY) -m bench.latency
+
+# Where one verify's time goes, in process (decode, detection, each model's alignment and embedding).
+bench-breakdown: prepare
+	$(VPY) -m bench.breakdown
 
 bench-duplicates: prepare
 	$(VPY) -m bench.duplicates

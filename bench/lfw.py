@@ -35,6 +35,8 @@ from .metrics import best_threshold, kfold_accuracy, partial_auc, roc_auc, roc_c
 
 RESULTS = ROOT / "bench" / "results"
 CACHE = ROOT / "var" / "bench"
+# Cached detections and embeddings are keyed by the runtime that computed them (service/vision/runtime.py).
+RUNTIME = "openvino"
 LIMITS = {"max_bytes": 1 << 30, "max_pixels": 1 << 30}
 
 
@@ -53,7 +55,7 @@ def pick_face(faces: list[Face], shape: tuple[int, ...], centre_bias: bool) -> F
 
 def detect_all(ps: PairSet, root: Path, detector: FaceDetector, centre_bias: bool) -> tuple[list, float]:
     """Chosen face per image (None where none was found), cached; and detection ms per image."""
-    key = f"{ps.name}-onnx-{detector.max_side}-{detector.min_face_size}-{'-'.join(map(str, detector.thresholds))}"
+    key = f"{ps.name}-{RUNTIME}-{detector.max_side}-{detector.min_face_size}-{'-'.join(map(str, detector.thresholds))}"
     cache = CACHE / f"detections-{key}.json"
     if cache.is_file():
         data = json.loads(cache.read_text())
@@ -81,7 +83,7 @@ def embed_all(ps: PairSet, root: Path, faces: list, embedder, crop=None, batch: 
     """(plain, mirrored) embeddings per image, NaN rows where no face was found. ``crop(rgb, face)``
     overrides the embedder's own alignment (experiments, never cached)."""
     prepared = getattr(embedder, "prepared", None)
-    tag = prepared.sha256[:12] if prepared else "pkg"
+    tag = f"{RUNTIME}-{prepared.sha256[:12] if prepared else 'pkg'}"
     if hasattr(embedder, "margin"):
         tag += f"-m{embedder.margin}"
     cache = CACHE / f"embeddings-{ps.name}-{embedder.model_id}-{tag}.npz"
