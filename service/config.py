@@ -47,7 +47,8 @@ class Settings:
     facenet_state_dicts: dict[str, str] = field(default_factory=dict)
     # Embed each face and its mirror image and average them (see bench/README.md for the measured effect).
     flip_tta: bool = True
-    # OpenVINO threads per network for the embedders and the detector; 0 lets the runtime use every core.
+    # OpenVINO threads for one network call that runs alone (the *wide* compilation; calls that overlap others
+    # run on one core each), for the embedders and the detector; 0 uses every core.
     embed_threads: int = 0
     detect_threads: int = 0
     # OpenCV's worker threads (resizing, warping); 0 leaves OpenCV's default, one per core.

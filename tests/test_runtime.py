@@ -23,7 +23,8 @@ def expected(pipeline):
 
 
 def test_a_call_that_overlaps_another_gives_what_a_lone_call_gives(pipeline, expected):
-    assert runtime.cores() > 1, "this machine has one core: there is no narrow compilation to compare"
+    if runtime.cores() < 2:
+        pytest.skip("one core: each network is compiled once, there is no narrow compilation to compare")
     assert runtime._overlap.running == 0
     runtime._overlap.enter()  # as if another request were inside a network: every call now takes ``narrow``
     try:
