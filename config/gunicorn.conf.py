@@ -1,7 +1,7 @@
 """gunicorn settings. Bind address from FACEID_BIND (via the service settings).
 
 One worker process with threads: the models are loaded once and shared, OpenVINO releases the
-GIL while they compute, and the embedded Chroma store (PersistentClient) must not be opened by two processes
+GIL while it computes, and the embedded Chroma store (PersistentClient) must not be opened by two processes
 (the data dir lock refuses a second one). With a Chroma server and PostgreSQL (FACEID_CHROMA_URL,
 FACEID_DATABASE_URL) raise FACEID_WORKERS.
 """
