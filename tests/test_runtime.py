@@ -3,11 +3,14 @@ that runs alone and ``narrow`` for calls that overlap others. Both must give the
 from many threads at once must give what one call alone gives, on real photos through the real pipeline."""
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import threading
 
 import numpy as np
 import pytest
 
+from service.errors import ModelError
 from service.vision import runtime
 
 from .conftest import fixture_bytes
@@ -62,3 +65,17 @@ def test_many_threads_at_once_get_their_own_answers(pipeline, expected):
         t.join()
     assert failures == []
     assert runtime._overlap.running == 0
+
+
+def test_a_file_changed_after_preparation_is_not_compiled(pipeline, tmp_path):
+    """The runtime compiles the bytes it checksummed: a prepared file changed after its check is refused."""
+    sface = next(part for part, _ in pipeline.embedder.parts if part.model_id == "sface")
+    copy = tmp_path / sface.prepared.path.name
+    shutil.copy(sface.prepared.path, copy)
+    prepared = dataclasses.replace(sface.prepared, path=copy)
+    runtime.compile_network(prepared, 1)  # the intact copy compiles
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum"):
+        runtime.compile_network(prepared, 1)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .weights.cache import OnnxSource, PreparedModel, prepare_onnx, verify_prepared
+from .weights.cache import OnnxSource, PreparedModel, prepare_onnx, verified_bytes
 
 # Inference requests per compilation: as many calls as can usefully overlap in one worker (gunicorn's
 # threads, default 4, with room to spare); more wait their turn.
@@ -64,7 +64,7 @@ _overlap = _Overlap()
 
 
 class Network:
-    """One graph compiled twice (measured on 2 cores, README "Fast path").
+    """One graph compiled twice (measured on 2 cores: README, "End to end over loopback HTTP").
 
     * ``wide`` runs a call on ``threads`` threads (every core by default): the lowest latency while the
       worker serves one request.
@@ -119,14 +119,12 @@ def cores() -> int:
 
 def compile_network(prepared: PreparedModel, threads: int) -> Network:
     """``prepared``'s ONNX file compiled for the CPU, ``wide`` on ``threads`` threads (0: one per core) and
-    ``narrow`` on one thread per stream, a stream per core (``Network``). Compiled from the bytes that were
-    checksummed, so the file cannot change between check and load."""
+    ``narrow`` on one thread per stream, a stream per core (``Network``). Compiled from the very bytes that
+    were checksummed, so the file cannot change between check and load."""
     import openvino as ov
 
-    data = prepared.path.read_bytes()
-    verify_prepared(prepared)
     core, n = ov.Core(), cores()
-    model = core.read_model(data)
+    model = core.read_model(verified_bytes(prepared))
     wide = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
                                              "INFERENCE_NUM_THREADS": threads if threads > 0 else n})
     narrow = None

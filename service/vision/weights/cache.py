@@ -124,10 +124,13 @@ def prepare_onnx(source: OnnxSource, models_dir: Path) -> PreparedModel:
     return PreparedModel(source.model_id, onnx_path, onnx_sha, source_sha)
 
 
-def verify_prepared(model: PreparedModel) -> None:
-    """Refuse a model file whose bytes are not the ones that were prepared."""
-    if sha256_file(model.path) != model.sha256:
+def verified_bytes(model: PreparedModel) -> bytes:
+    """The model file's bytes, read once and checked: a runtime loads exactly what was checksummed, and a file
+    whose bytes are not the ones that were prepared is refused."""
+    data = model.path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != model.sha256:
         raise ModelError(f"checksum mismatch for {model.path}", details={"model_id": model.model_id})
+    return data
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
