@@ -79,8 +79,10 @@ class Network:
     safe: each call borrows an inference request of its own."""
 
     def __init__(self, wide: Any, narrow: Any | None, requests: int = REQUESTS) -> None:
-        self._wide = _RequestPool(wide, requests)
-        self._narrow = _RequestPool(narrow, requests) if narrow is not None else self._wide
+        if narrow is None:  # one core: a single compilation serves every call
+            self._wide = self._narrow = _RequestPool(wide, requests)
+        else:  # only a call that runs alone takes ``wide``, so it never needs more than one request
+            self._wide, self._narrow = _RequestPool(wide, 1), _RequestPool(narrow, requests)
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         """The network's outputs, in its graph's order, for one input batch (copies the caller may keep)."""
