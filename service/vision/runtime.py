@@ -104,6 +104,11 @@ class _RequestPool:
         self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(size):
             self._free.put(compiled.create_infer_request())
+        # A tensor's first numpy view initialises pybind11's numpy bridge inside pyopenvino, once per process;
+        # two threads making the first one at once can deadlock (py-spy: one thread in the bridge's call_once
+        # waiting for the GIL, another holding it at a static guard; a worker's first concurrent requests hung
+        # until gunicorn killed it). So the first view is made here, in the thread that compiles.
+        np.asarray(compiled.create_infer_request().get_input_tensor(0).data)
 
     @contextmanager
     def borrow(self) -> Iterator[Any]:
