@@ -3,11 +3,14 @@
     python -m enroll import PHOTOS_DIR      # one sub-folder per person: folder name = person id and name
     python -m enroll reindex --from MODEL   # re-embed stored face crops of another model id with the current one
     python -m enroll migrate                # move a data dir of the Chroma-only format into the records database
-    python -m enroll repair                 # make the vector index match the records (also done at every start)
-    python -m enroll rebuild-index          # rebuild the vector index from the records; erasures final on disk
+    python -m enroll repair                 # make the vector index match the records (a full scan, on demand)
+    python -m enroll rebuild-index          # a new index generation from the records, while the service serves
+    python -m enroll compact                # make erasures final on disk now (the service does it hourly)
     python -m enroll keys list|create|revoke|rotate   # API keys (see enroll/keys.py)
 
-With the embedded store, stop the service first: the data dir is locked by one process at a time.
+With the embedded store, stop the service first: the data dir is locked by one process at a time. With
+PostgreSQL and a Chroma server, every command runs while the instances serve: a rebuild fills the next
+index generation beside the current one and every instance follows the switch.
 Each person is all-or-nothing, exactly like POST /v1/persons; failures are reported and the run goes on.
 """
 from __future__ import annotations
@@ -89,16 +92,17 @@ def cmd_migrate() -> int:
     return 0
 
 
-def cmd_repair(rebuild: bool) -> int:
-    """repair: reconcile the index with the records. rebuild-index: rebuild it from the records, which also
-    makes erasures final on disk (see RecordsStore.compact)."""
+def cmd_upkeep(command: str) -> int:
+    """repair: reconcile the index with the records. rebuild-index: a new generation from the records (new
+    HNSW settings apply; every instance follows the switch). compact: erasures final on disk."""
     settings = load_settings()
     model_id = settings.model
-    store = open_store(settings, model_id, embedding_dim(settings, model_id), reconcile=False)
+    store = open_store(settings, model_id, embedding_dim(settings, model_id))
     try:
-        if rebuild:
-            with store.registration_lock():
-                print(json.dumps(store.compact()))
+        if command == "rebuild-index":
+            print(json.dumps(store.rebuild(_print)))
+        elif command == "compact":
+            print(json.dumps(store.compact()))
         else:
             print(json.dumps({"model": model_id, **store.reconcile()}))
     finally:
@@ -118,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                            help="that model's embedding size (default: known from the model id)")
     sub.add_parser("migrate", help="move a Chroma-only data dir into the records database")
     sub.add_parser("repair", help="make the vector index match the records")
-    sub.add_parser("rebuild-index", help="rebuild the vector index from the records")
+    sub.add_parser("rebuild-index", help="a new index generation from the records, while serving")
+    sub.add_parser("compact", help="make erasures final on disk now")
     keys.add_parser(sub)
     args = parser.parse_args(argv)
     try:
@@ -128,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             return keys.run(args)
         if args.command == "migrate":
             return cmd_migrate()
-        if args.command in ("repair", "rebuild-index"):
-            return cmd_repair(rebuild=args.command == "rebuild-index")
+        if args.command in ("repair", "rebuild-index", "compact"):
+            return cmd_upkeep(args.command)
         if not args.folder.is_dir():
             parser.error(f"{args.folder} is not a folder")
         recognizer = build_recognizer(load_settings())

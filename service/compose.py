@@ -20,10 +20,10 @@ from .keys import load_keys
 from .logs import AUDITED
 from .store.audit import AuditTableHandler
 from .store.chroma_client import open_client
-from .store.chroma_index import PersonIndex
+from .store.chroma_index import CallDeadline, Hnsw, PersonIndex
 from .store.database import LOCK_FILE, open_database
 from .store.legacy import migrate_chroma_only
-from .store.records import RecordsStore
+from .store.records import RecordsStore, StoreLimits
 from .store.schema import persons
 from .vision.crops import OpenCvCrops
 from .vision.detector import FaceDetector
@@ -46,34 +46,38 @@ def build_pipeline(settings: Settings, model_id: str | None = None) -> FacePipel
                         quality=quality, keep_crops=settings.store_face_crops)
 
 
-def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True,
-               reconcile: bool = True) -> RecordsStore:
-    """The store of ``model_id``: records in SQL, templates in the Chroma index, reconciled. With
-    ``only_model``, a database that also holds people enrolled with another model id is refused: vectors of
-    different models are not comparable, and silently serving an empty gallery would lose everyone (``enroll
-    reindex`` moves them). A data dir written before records moved to SQL is refused until ``enroll migrate``
-    has moved it."""
-    engine = open_database(settings.database_url, settings.data_dir)
+def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True) -> RecordsStore:
+    """The store of ``model_id``: records in SQL, templates in the Chroma index, brought up to date from the
+    outbox (``RecordsStore.open``: what changed, never a scan of everyone). With ``only_model``, a database
+    that also holds people enrolled with another model id is refused: vectors of different models are not
+    comparable, and silently serving an empty gallery would lose everyone (``enroll reindex`` moves them). A
+    data dir written before records moved to SQL is refused until ``enroll migrate`` has moved it."""
+    engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
     try:
-        client, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token)
+        connect, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token,
+                                    settings.index_timeout_s)
     except BaseException:
         engine.dispose()
         raise
     closers = [engine.dispose] + ([lock.release] if lock else [])
     try:
-        _refuse_unmigrated(client, engine, model_id)
+        index = PersonIndex(connect, model_id, dim,
+                            hnsw=Hnsw(settings.index_hnsw_m, settings.index_hnsw_construction_ef,
+                                      settings.index_hnsw_search_ef),
+                            deadline=CallDeadline(settings.index_timeout_s),
+                            files=None if settings.chroma_url else settings.data_dir / "chroma")
+        closers.insert(0, index.close)
+        _refuse_unmigrated(index.client, engine, model_id)
         if only_model:
             _refuse_other_models(engine, model_id)
-        store = RecordsStore(engine, PersonIndex(client, model_id, dim), model_id, dim,
-                             lock_file=settings.data_dir / LOCK_FILE,
-                             index_files=None if settings.chroma_url else settings.data_dir / "chroma",
+        store = RecordsStore(engine, index, model_id, dim, lock_file=settings.data_dir / LOCK_FILE,
+                             limits=StoreLimits(lock_wait_s=settings.database_timeout_s),
                              closers=closers)
+        store.open()
     except BaseException:
         for close in closers:
             close()
         raise
-    if reconcile:
-        store.reconcile()
     return store
 
 
@@ -82,9 +86,10 @@ def migrate(settings: Settings, report: Callable[[dict[str, Any]], None]) -> int
     database and the index."""
     engine = open_database(settings.database_url, settings.data_dir)
     try:
-        client, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token)
+        connect, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token,
+                                    settings.index_timeout_s)
         try:
-            return migrate_chroma_only(client, engine, settings.data_dir / LOCK_FILE, report)
+            return migrate_chroma_only(connect(), engine, settings.data_dir / LOCK_FILE, report)
         finally:
             if lock:
                 lock.release()

@@ -90,8 +90,19 @@ class Settings:
     # (one host). For several workers or hosts: PostgreSQL, e.g. postgresql+psycopg://user:pw@host/faceid.
     database_url: str = ""
     # Erased persons and faces leave bytes in the index files and SQLite's log until compaction: every this
-    # many seconds (and at start) when anything was erased. 0 = never (then run `enroll rebuild-index`).
+    # many seconds (and at start) when anything was erased. Compaction costs what the files weigh, not a pass
+    # over the gallery (README: erasure). 0 = never (then run `enroll compact` yourself).
     compact_interval_s: int = 3600
+    # Longest wait for one call to the vector index, and for one database call or lock: past it the request
+    # answers 503 store_unavailable, and verify and health, which need neither, keep answering.
+    index_timeout_s: float = 5.0
+    database_timeout_s: float = 10.0
+    # HNSW settings of a new index generation (fixed when it is created: `enroll rebuild-index` applies new
+    # ones). Chosen by measurement on realistic galleries (README: scale): max neighbours (M), construction
+    # and search ef.
+    index_hnsw_m: int = 32
+    index_hnsw_construction_ef: int = 200
+    index_hnsw_search_ef: int = 200
     # Keep a small aligned JPEG of each enrolled face (admin thumbnails, re-embedding after a model change).
     store_face_crops: bool = True
 
@@ -251,6 +262,11 @@ def _validate(s: Settings) -> None:
     need(0 < s.request_head_timeout_s <= 300 and 0 < s.request_read_timeout_s <= 600, "request_head_timeout_s",
          "seconds: head 0-300, read 0-600")
     need(s.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
+    need(0 < s.index_timeout_s <= 300, "index_timeout_s", "seconds, 0-300")
+    need(0 < s.database_timeout_s <= 300, "database_timeout_s", "seconds, 0-300")
+    need(4 <= s.index_hnsw_m <= 128, "index_hnsw_m", "4..128")
+    need(10 <= s.index_hnsw_construction_ef <= 2000 and 10 <= s.index_hnsw_search_ef <= 2000,
+         "index_hnsw_construction_ef", "10..2000 (and index_hnsw_search_ef too)")
     need(s.audit_retention_days >= 1, "audit_retention_days", "at least 1 day")
     for key in ("rate_limit_per_key", "rate_limit_per_ip", "rate_limit_verify_per_person"):
         need(_is_rate(getattr(s, key)), key, 'a rate such as "60/minute"')

@@ -64,7 +64,7 @@ def test_import_then_reindex(store, recognizer, settings, tmp_path, monkeypatch,
         assert kit is not None and kit.face_count == 2 and kit.name == "Kit Harington"
         assert target.person_count() == 2
         names = {getattr(c, "name", c) for c in target.index.client.list_collections()}
-        assert names == {"index-facenet-copy"}
+        assert names == {"index-facenet-copy-g1"}
     finally:
         target.close()
 
@@ -111,7 +111,7 @@ def test_migrate_moves_a_chroma_only_data_dir_into_the_records(store, recognizer
         assert np.allclose(face.embedding, kit) and new.face_crop("kit", face.id) == b"\xff\xd8crop"
         assert [c.person_id for c in new.nearest_persons(rose, 1)] == ["rose"]
         assert {getattr(c, "name", c) for c in new.index.client.list_collections()} == {
-            f"index-{model_id.replace(':', '-').replace('+', '-')}"}
+            f"index-{model_id.replace(':', '-').replace('+', '-')}-g1"}
     finally:
         new.close()
 
@@ -121,14 +121,16 @@ def test_repair_and_rebuild_make_the_index_match_the_records(store, recognizer, 
     kit = embed_one("people/Kit_Harington/0001.jpg")
     s = open_store(replace(settings, data_dir=store), model_id, dim)
     s.create_person(person_id="kit", name="Kit", metadata={}, faces=[NewFace(kit, {}, {})], template=kit)
-    s.index.delete(["kit"])                           # as if killed between the commit and the index write
-    s.index.upsert("ghost", kit, "2026-01-01T00:00:00Z")  # as if killed after a delete's commit
+    current = s.gallery().collection
+    s.index.erase(current, ["kit"])            # as if the index lost a write (its files restored from a backup)
+    s.index.upsert(current, [("ghost", kit)])  # as if written by hand, or restored from an old backup
     assert [c.person_id for c in s.nearest_persons(kit, 5)] == []  # a ghost is never returned
     s.close()
     assert main(["repair"]) == 0
     assert json.loads(capsys.readouterr().out) == {"model": model_id, "added": 1, "refreshed": 0, "removed": 1}
     assert main(["rebuild-index"]) == 0
-    assert json.loads(capsys.readouterr().out)["model"] == model_id
+    rebuilt = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert rebuilt["model"] == model_id and rebuilt["persons"] == 1 and rebuilt["generation"] == 2
     s = open_store(replace(settings, data_dir=store), model_id, dim)
     try:
         assert [c.person_id for c in s.nearest_persons(kit, 5)] == ["kit"]

@@ -18,9 +18,9 @@ def test_upgraded_database_equals_the_schema(backend, tmp_path, request):
         upgrade(engine)  # a second upgrade changes nothing
         with engine.connect() as db:
             assert compare_metadata(MigrationContext.configure(db), metadata) == []
-            assert MigrationContext.configure(db).get_current_revision() == "0003"
+            assert MigrationContext.configure(db).get_current_revision() == "0004"
         assert set(inspect(engine).get_table_names()) == {"persons", "faces", "api_keys", "audit_events",
-                                                          "alembic_version"}
+                                                          "galleries", "index_outbox", "alembic_version"}
     finally:
         engine.dispose()
 
@@ -65,7 +65,7 @@ def test_a_database_from_revision_0001_gets_the_listing_index(tmp_path):
         upgrade(engine)
         assert "ix_persons_listing" in {i["name"] for i in inspect(engine).get_indexes("persons")}
         with engine.connect() as db:
-            assert MigrationContext.configure(db).get_current_revision() == "0003"
+            assert MigrationContext.configure(db).get_current_revision() == "0004"
     finally:
         engine.dispose()
 

@@ -166,13 +166,15 @@ class Recognizer:
     # --- the admin resource ---------------------------------------------------------------------------
 
     def compact(self) -> dict[str, Any] | None:
-        """Make erasures final on disk (``store.compact``), if the store can and anything was erased."""
-        compact = getattr(self.store, "compact", None)
-        if compact is None or not getattr(self.store, "erasures_pending", False):
+        """Make erasures final on disk (``store.compact``), if anything was erased. It rebuilds nothing and
+        holds no registration: writes go on meanwhile."""
+        if not self.store.erasures_pending:
             return None
-        with self.store.registration_lock(), self._writes:
-            result: dict[str, Any] = compact()
-        return result
+        return self.store.compact()
+
+    def upkeep(self) -> None:
+        """Bring the index up to date with the records (``store.upkeep``): run every few seconds."""
+        self.store.upkeep()
 
     def require_person(self, person_id: str) -> Person:
         person = self.store.get_person(person_id)

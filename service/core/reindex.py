@@ -42,8 +42,9 @@ def reindex(pipeline: FacePipeline, source: FaceStore, target: FaceStore,
             report({"person_id": person.id, "status": "skipped",
                     "why": "no stored crops" if not faces else "already in target"})
             continue
-        target.create_person(person_id=person.id, name=person.name, metadata=person.metadata, faces=faces,
-                             template=template([f.embedding for f in faces]))
+        with target.registration_lock():  # as every registration: a rebuild's snapshot never sees it half-way
+            target.create_person(person_id=person.id, name=person.name, metadata=person.metadata, faces=faces,
+                                 template=template([f.embedding for f in faces]))
         result.moved += 1
     if result.without_crops == 0:
         source.drop()

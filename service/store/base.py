@@ -86,6 +86,19 @@ class FaceStore(Protocol):
         """Erase this model id's whole store."""
         ...
 
+    @property
+    def erasures_pending(self) -> bool:
+        """Something was erased since the last ``compact``: its bytes may still be in the files."""
+        ...
+
+    def compact(self) -> dict[str, Any]:
+        """Make erasures final on disk (see the README's erasure section for the window)."""
+        ...
+
+    def upkeep(self) -> None:
+        """Periodic upkeep: bring the search index up to date with the records."""
+        ...
+
     def registration_lock(self) -> AbstractContextManager[Any]:
         """Held while a registration checks for duplicates and writes: one registration at a time on every
         worker and host that shares this store, so one face cannot be enrolled under two ids at once."""

@@ -49,16 +49,25 @@ class ChromaStore:
 
     @classmethod
     def open(cls, *, model_id: str, dim: int, data_dir: Path, chroma_url: str = "") -> ChromaStore:
-        client, lock = open_client(data_dir, chroma_url)
+        connect, lock = open_client(data_dir, chroma_url)
         try:
-            return cls(client, model_id, dim, lock=lock)
+            return cls(connect(), model_id, dim, lock=lock)
         except BaseException:
             if lock:
                 lock.release()
             raise
 
     def _collection(self, name: str) -> Any:
-        return model_collection(self.client, name, self.model_id, self.dim)
+        return model_collection(self.client, name, self.model_id, self.dim, {"hnsw": {"space": "cosine"}})
+
+    # The old format is only read by ``enroll migrate``.
+    erasures_pending = False
+
+    def compact(self) -> dict[str, Any]:
+        return {}
+
+    def upkeep(self) -> None:
+        pass
 
     def registration_lock(self) -> AbstractContextManager[Any]:
         """Only within this process: the Chroma-only format has no way to serialise across processes."""

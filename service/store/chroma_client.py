@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -37,39 +38,51 @@ def safe_name(model_id: str) -> str:
 store_errors = unavailable_on(_UNAVAILABLE, log)
 
 
-def open_client(data_dir: Path, chroma_url: str = "", token: str = "") -> tuple[Any, DataDirLock | None]:
-    """A Chroma client: the server at ``chroma_url`` (``token`` as a bearer token on every request), else
-    the embedded store in ``data_dir`` (locked)."""
+def open_client(data_dir: Path, chroma_url: str = "", token: str = "",
+                timeout_s: float = 10.0) -> tuple[Callable[[], Any], DataDirLock | None]:
+    """How to connect to Chroma: the server at ``chroma_url`` (``token`` as a bearer token on every request;
+    every HTTP call bounded by ``timeout_s``: Chroma's client sets none), else the embedded store in
+    ``data_dir`` (locked to this process). A function, so that the embedded client can be reopened."""
     chroma_settings = chromadb.Settings(anonymized_telemetry=False, allow_reset=False)
     if chroma_url:
         url = urlparse(chroma_url)
-        try:
-            client = chromadb.HttpClient(host=url.hostname or "localhost",
-                                         port=url.port or (443 if url.scheme == "https" else 8000),
-                                         ssl=url.scheme == "https", settings=chroma_settings,
-                                         headers={"Authorization": f"Bearer {token}"} if token else None)
-        except _UNAVAILABLE + (ValueError,) as exc:
-            raise StoreUnavailable(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
-        return client, None
+
+        def connect_server() -> Any:
+            try:
+                client = chromadb.HttpClient(host=url.hostname or "localhost",
+                                             port=url.port or (443 if url.scheme == "https" else 8000),
+                                             ssl=url.scheme == "https", settings=chroma_settings,
+                                             headers={"Authorization": f"Bearer {token}"} if token else None)
+            except _UNAVAILABLE + (ValueError,) as exc:
+                raise StoreUnavailable(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
+            session = getattr(getattr(client, "_server", None), "_session", None)
+            if isinstance(session, httpx.Client):
+                session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
+            return client
+        return connect_server, None
     lock = DataDirLock(data_dir)
     lock.acquire()
+    store = data_dir / "chroma"
     try:
-        store = data_dir / "chroma"
         store.mkdir(parents=True, exist_ok=True)
         os.chmod(store, 0o700)  # biometric data: owner only
-        return chromadb.PersistentClient(path=str(store), settings=chroma_settings), lock
     except BaseException:
         lock.release()
         raise
 
+    def connect_embedded() -> Any:
+        return chromadb.PersistentClient(path=str(store), settings=chroma_settings)
+    return connect_embedded, lock
+
 
 @store_errors
-def model_collection(client: Any, name: str, model_id: str, dim: int) -> Any:
-    """The collection ``name`` for vectors of ``model_id``, created if new; one of another model is refused
-    (vectors of different models are not comparable)."""
+def model_collection(client: Any, name: str, model_id: str, dim: int, configuration: dict[str, Any]) -> Any:
+    """The collection ``name`` for vectors of ``model_id``, created if new with ``configuration`` (HNSW
+    settings are fixed at creation); one of another model is refused (vectors of different models are not
+    comparable)."""
     expected = {"model_id": model_id, "dim": dim, "schema": SCHEMA}
     collection = client.get_or_create_collection(name, metadata=expected, embedding_function=None,
-                                                 configuration={"hnsw": {"space": "cosine"}})
+                                                 configuration=configuration)
     found = collection.metadata or {}
     if found.get("model_id") != model_id or int(found.get("dim", -1)) != dim:
         raise ConfigError(
@@ -79,14 +92,15 @@ def model_collection(client: Any, name: str, model_id: str, dim: int) -> Any:
     return collection
 
 
-def purge_files(path: Path) -> None:
-    """Remove what an embedded Chroma keeps of deleted records: free pages of ``chroma.sqlite3`` (Chroma's
-    own connection does not zero them) and HNSW segment folders no collection uses any more (a dropped
-    collection's folder stays on disk, deleted vectors and all). Run after ``PersonIndex.rebuild``."""
+def vacuum_files(path: Path) -> None:
+    """What an embedded Chroma keeps of deleted records, removed: free pages of ``chroma.sqlite3`` (Chroma's
+    own connection does not zero them; its log held every vector it was given) and HNSW folders no
+    collection uses any more (a dropped generation's). Only while Chroma has the files closed
+    (``PersonIndex.reopen``): VACUUM under a live connection corrupts it."""
     database = path / "chroma.sqlite3"
     if not database.is_file():
         return
-    connection = sqlite3.connect(database, isolation_level=None)
+    connection = sqlite3.connect(database, isolation_level=None, timeout=30)
     try:
         connection.execute("VACUUM")
         live = {str(row[0]) for row in connection.execute("SELECT id FROM segments")}

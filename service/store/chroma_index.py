@@ -1,86 +1,323 @@
 """The vector index: one Chroma record per person (their template), searched for 1:N. It holds nothing that
-is not also in the records database, so it can always be rebuilt from it (``enroll rebuild-index``)."""
+is not also in the records database, so it can always be rebuilt from it (``enroll rebuild-index``).
+
+A model's index lives in *generations*: collections named ``index-<model>`` (generation 0, the name before
+generations existed) and ``index-<model>-g<N>``. Which one is current is a row of the records database
+(``galleries``), so every instance follows a rebuild on its next search; this class only opens, fills,
+searches and drops the collections it is told to. Every call runs under a deadline (``CallDeadline``): a
+hung index answers 503 in bounded time and never ties up the threads that verify and health need.
+"""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
+import chromadb.errors
 import numpy as np
 
+from ..errors import StoreUnavailable
 from .chroma_client import model_collection, safe_name, store_errors
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _page(collection: Any, offset: int) -> Any:
+    return collection.get(limit=5000, offset=offset, include=[])
+
+
+class GenerationGone(Exception):
+    """The collection asked for no longer exists: another instance switched generations and dropped it.
+    The records store re-reads the current generation and tries again."""
+
+
+@dataclass(frozen=True)
+class Hnsw:
+    """HNSW settings, fixed when a generation's collection is created (``bench/scale.py`` chose them; see the
+    README's scale table). Chroma's defaults (16, 100, 100) find the exact nearest person for only 87% of
+    probes at 100k people."""
+    max_neighbors: int = 32
+    ef_construction: int = 200
+    ef_search: int = 200
+
+    def configuration(self) -> dict[str, Any]:
+        return {"hnsw": {"space": "cosine", "max_neighbors": self.max_neighbors,
+                         "ef_construction": self.ef_construction, "ef_search": self.ef_search}}
+
+
+class CallDeadline:
+    """Runs index calls on a small pool of threads and waits for each at most ``timeout_s``. A call past its
+    deadline is answered 503 while its thread stays stuck in the library; once every slot is stuck, further
+    calls fail at once instead of queueing, so a hung index costs each request at most the deadline."""
+
+    def __init__(self, timeout_s: float, slots: int = 8) -> None:
+        self.timeout_s = timeout_s
+        self._slots = threading.BoundedSemaphore(slots)
+        self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="faceid-index")
+
+    def run(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if not self._slots.acquire(blocking=False):
+            log.error("index calls all stuck", extra={"op": op})
+            raise StoreUnavailable("the vector index is not answering", details={"op": op})
+        try:
+            future: Future[T] = self._pool.submit(fn, *args, **kwargs)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        try:
+            return future.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            log.error("index call timed out", extra={"op": op, "timeout_s": self.timeout_s})
+            raise StoreUnavailable("the vector index did not answer in time",
+                                   details={"op": op, "timeout_s": self.timeout_s}) from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Gate:
+    """Index calls pass freely, except while the embedded client is closed and reopened: then they wait
+    (within their deadline), and the reopen waits for the calls in flight to finish."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._closed)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self, wait_s: float) -> Iterator[None]:
+        with self._cond:
+            if self._closed:
+                raise StoreUnavailable("the vector index is being reopened", details={"op": "reopen"})
+            self._closed = True
+            if not self._cond.wait_for(lambda: self._active == 0, timeout=wait_s):
+                self._closed = False
+                self._cond.notify_all()
+                raise StoreUnavailable("index calls did not finish", details={"op": "reopen"})
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._closed = False
+                self._cond.notify_all()
 
 
 class PersonIndex:
-    def __init__(self, client: Any, model_id: str, dim: int) -> None:
-        self.client, self.model_id, self.dim = client, model_id, dim
-        self.name = f"index-{safe_name(model_id)}"
-        self.collection = model_collection(client, self.name, model_id, dim)
+    """The collections of one model id on one Chroma client (embedded or server)."""
 
-    @store_errors
-    def heartbeat(self) -> bool:
-        self.collection.count()
+    def __init__(self, connect: Callable[[], Any], model_id: str, dim: int, *, hnsw: Hnsw = Hnsw(),
+                 deadline: CallDeadline | None = None, files: Path | None = None) -> None:
+        self._connect = connect
+        self.client = connect()
+        self.model_id, self.dim, self.hnsw = model_id, dim, hnsw
+        self.base_name = f"index-{safe_name(model_id)}"
+        self.files = files  # the embedded store's folder; None for a Chroma server
+        self.deadline = deadline or CallDeadline(10.0)
+        self._open: dict[str, Any] = {}
+        self._lock = threading.RLock()  # guards the handle cache
+        self._gate = _Gate()
+        self._last_recovery = 0.0
+
+    def for_model(self, model_id: str, dim: int) -> PersonIndex:
+        """Another model's collections on the same client (one embedded client per process)."""
+        other = PersonIndex.__new__(PersonIndex)
+        other.__dict__.update(self.__dict__)
+        other.model_id, other.dim, other.base_name = model_id, dim, f"index-{safe_name(model_id)}"
+        other._open = {}
+        other._lock = threading.RLock()
+        return other
+
+    def name_of(self, generation: int) -> str:
+        return self.base_name if generation == 0 else f"{self.base_name}-g{generation}"
+
+    # --- collections --------------------------------------------------------------------------------
+
+    def _collection(self, name: str, *, create: bool = False) -> Any:
+        with self._lock:
+            found = self._open.get(name)
+        if found is not None:
+            return found
+        if create:
+            found = model_collection(self.client, name, self.model_id, self.dim, self.hnsw.configuration())
+        else:
+            try:
+                found = self.client.get_collection(name, embedding_function=None)
+            except (chromadb.errors.NotFoundError, ValueError) as exc:
+                raise GenerationGone(name) from exc
+        with self._lock:
+            self._open[name] = found
+        return found
+
+    def _call(self, op: str, name: str, fn: Callable[[Any], T], *, create: bool = False) -> T:
+        """``fn(collection)`` under the deadline; a collection dropped meanwhile is ``GenerationGone``."""
+        def call() -> T:
+            try:
+                with self._gate.call():
+                    return fn(self._collection(name, create=create))
+            except chromadb.errors.NotFoundError as exc:
+                with self._lock:
+                    self._open.pop(name, None)
+                raise GenerationGone(name) from exc
+        return store_errors(self.deadline.run)(op, call)
+
+    def create(self, name: str) -> None:
+        """The collection ``name`` with this index's HNSW settings (kept if it exists)."""
+        self._call("create", name, lambda c: None, create=True)
+
+    def names(self) -> set[str]:
+        """This model's generations that exist."""
+        found = store_errors(self.deadline.run)("list", self.client.list_collections)
+        return {n for n in (getattr(c, "name", c) for c in found)
+                if n == self.base_name or n.startswith(self.base_name + "-g")}
+
+    def drop(self, name: str) -> None:
+        with self._lock:
+            self._open.pop(name, None)
+        try:
+            store_errors(self.deadline.run)("drop", self.client.delete_collection, name)
+        except chromadb.errors.NotFoundError:
+            pass  # another instance dropped it first
+
+    # --- records ------------------------------------------------------------------------------------
+
+    def heartbeat(self, name: str) -> bool:
+        self._call("heartbeat", name, lambda c: c.count())
         return True
 
-    @store_errors
-    def upsert(self, person_id: str, template: np.ndarray, stamp: str) -> None:
-        """``stamp`` is the record's ``updated_at``: reconciliation finds stale templates by it."""
-        self.collection.upsert(ids=[person_id], embeddings=[np.asarray(template, np.float32).tolist()],
-                               metadatas=[{"updated_at": stamp}])
+    def upsert(self, name: str, entries: list[tuple[str, np.ndarray]]) -> None:
+        if entries:
+            self._call("upsert", name, lambda c: c.upsert(
+                ids=[pid for pid, _ in entries], embeddings=[np.asarray(v, np.float32).tolist() for _, v in entries]))
 
-    @store_errors
-    def delete(self, person_ids: list[str]) -> None:
-        if person_ids:
-            self.collection.delete(ids=person_ids)
+    def erase(self, name: str, person_ids: list[str]) -> None:
+        """Delete vectors, overwriting each first: Chroma (like hnswlib) only marks a deleted vector, and the
+        real one would stay in the index file until a rebuild. Overwritten, the file holds random numbers
+        from its next save on (``erasure_window`` in the README)."""
+        if not person_ids:
+            return
+        noise = np.random.default_rng().normal(size=(len(person_ids), self.dim)).astype(np.float32)
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
 
-    @store_errors
-    def query(self, embedding: np.ndarray, n: int) -> list[tuple[str, float]]:
+        def overwrite_then_delete(c: Any) -> None:
+            present = set(c.get(ids=person_ids, include=[])["ids"])
+            if present:
+                ids = [pid for pid in person_ids if pid in present]
+                c.upsert(ids=ids, embeddings=noise[:len(ids)].tolist())
+                c.delete(ids=ids)
+        self._call("erase", name, overwrite_then_delete)
+
+    def query(self, name: str, embedding: np.ndarray, n: int) -> list[tuple[str, float]]:
         """Up to ``n`` (person id, cosine similarity), best first. One round trip: no count() first (it costs
         time linear in the gallery, and Chroma returns fewer hits when it has fewer)."""
-        got = self.collection.query(query_embeddings=[np.asarray(embedding, np.float32).tolist()],
-                                    n_results=n, include=["distances"])
+        vector = np.asarray(embedding, np.float32).tolist()
+        got = self._call("query", name, lambda c: c.query(query_embeddings=[vector], n_results=n,
+                                                          include=["distances"]))
         return [(pid, 1.0 - float(d)) for pid, d in zip(got["ids"][0], got["distances"][0], strict=True)]
 
-    @store_errors
-    def stamps(self) -> dict[str, str]:
-        """{person id: updated_at} of every indexed person, read in pages."""
-        out: dict[str, str] = {}
+    def ids(self, name: str) -> set[str]:
+        """Every indexed person id, read in pages (``enroll repair``)."""
+        out: set[str] = set()
         offset = 0
         while True:
-            got = self.collection.get(limit=5000, offset=offset, include=["metadatas"])
+            page: Callable[[Any], Any] = functools.partial(_page, offset=offset)
+            got = self._call("ids", name, page)
             if not got["ids"]:
                 return out
-            for pid, meta in zip(got["ids"], got["metadatas"], strict=True):
-                out[pid] = str((meta or {}).get("updated_at", ""))
+            out.update(got["ids"])
             offset += len(got["ids"])
 
-    @store_errors
-    def drop(self) -> None:
-        self.client.delete_collection(self.name)
-
-    @store_errors
-    def rebuild(self, entries: Iterable[tuple[str, np.ndarray, str]]) -> None:
-        """Replace the index by a fresh one holding exactly ``entries`` (person id, template, updated_at):
-        Chroma only marks deleted vectors, so their bytes stay in its files until the collection is rebuilt.
-        The new collection is filled beside the old one and renamed into place, so searches keep working
-        and a crash leaves either index (the records are the truth; reconcile completes it)."""
-        fresh_name = f"{self.name}-rebuild"
-        if fresh_name in {getattr(c, "name", c) for c in self.client.list_collections()}:
-            self.client.delete_collection(fresh_name)  # left by an interrupted rebuild
-        fresh = model_collection(self.client, fresh_name, self.model_id, self.dim)
-        batch: list[tuple[str, np.ndarray, str]] = []
+    def fill(self, name: str, entries: Iterable[tuple[str, np.ndarray]], batch: int = 1000) -> int:
+        """Add ``entries`` to ``name`` in batches (a rebuild's new generation); how many were added."""
+        chunk: list[tuple[str, np.ndarray]] = []
+        added = 0
         for entry in entries:
-            batch.append(entry)
-            if len(batch) == 1000:
-                self._add(fresh, batch)
-                batch = []
-        self._add(fresh, batch)
-        self.client.delete_collection(self.name)
-        fresh.modify(name=self.name)
-        self.collection = self.client.get_collection(self.name, embedding_function=None)
+            chunk.append(entry)
+            if len(chunk) == batch:
+                self.upsert(name, chunk)
+                added += len(chunk)
+                chunk = []
+        self.upsert(name, chunk)
+        return added + len(chunk)
 
-    @staticmethod
-    def _add(collection: Any, batch: list[tuple[str, np.ndarray, str]]) -> None:
-        if batch:
-            collection.add(ids=[pid for pid, _, _ in batch],
-                           embeddings=[np.asarray(v, np.float32).tolist() for _, v, _ in batch],
-                           metadatas=[{"updated_at": stamp} for _, _, stamp in batch])
+    def settings_of(self, name: str) -> dict[str, Any]:
+        """The HNSW settings the collection ``name`` really has (read back from Chroma)."""
+        config = self._call("settings", name, lambda c: c.configuration)
+        return dict((config or {}).get("hnsw") or {})
+
+    # --- the embedded store's own files ---------------------------------------------------------------
+
+    def _reopen(self, between: Callable[[], None] | None = None) -> None:
+        """Close the client and open it again, running ``between`` while nothing holds Chroma's files open.
+        Callers hold the gate exclusively."""
+        with self._lock:
+            self._open.clear()
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
+        try:
+            if between is not None:
+                between()
+        finally:
+            self.client = self._connect()
+
+    def recover(self, every_s: float = 30.0) -> bool:
+        """Reopen the embedded client after a failure (a full disk leaves it failing until reopened), at most
+        once every ``every_s``; whether it reopened."""
+        if self.files is None or time.monotonic() - self._last_recovery < every_s:
+            return False
+        self._last_recovery = time.monotonic()
+        with self._gate.exclusive(wait_s=self.deadline.timeout_s):
+            self._reopen()
+        log.warning("embedded index reopened after a failure")
+        return True
+
+    def flush_and_vacuum(self, name: str, vacuum: Callable[[Path], None]) -> None:
+        """Make what erasures left in the embedded index's files go: save the HNSW index now (Chroma saves it
+        every ``sync_threshold`` writes, so an overwritten vector could otherwise stay in the file for a
+        thousand more), then VACUUM ``chroma.sqlite3`` (its log held every vector it was given; freed pages
+        keep the bytes) while Chroma has it closed. Two reopens and one VACUUM of a database without vectors:
+        seconds, whatever the gallery."""
+        if self.files is None:
+            return
+        files = self.files
+        with self._gate.exclusive(wait_s=max(30.0, self.deadline.timeout_s)):
+            collection = self.client.get_collection(name, embedding_function=None)
+            sync = int(((collection.configuration or {}).get("hnsw") or {}).get("sync_threshold") or 1000)
+            collection.modify(configuration={"hnsw": {"sync_threshold": 2}})
+            try:
+                self._reopen()
+                collection = self.client.get_collection(name, embedding_function=None)
+                noise = np.random.default_rng().normal(size=self.dim)
+                collection.upsert(ids=["~flush"], embeddings=[(noise / np.linalg.norm(noise)).tolist()])
+                collection.delete(ids=["~flush"])  # two writes: the index is saved
+            finally:
+                self.client.get_collection(name, embedding_function=None).modify(
+                    configuration={"hnsw": {"sync_threshold": sync}})
+                self._reopen(lambda: vacuum(files))
+
+    def close(self) -> None:
+        with self._lock:
+            self._open.clear()
+        self.deadline.close()

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from .base import unavailable_on
 log = logging.getLogger(__name__)
 SQLITE_FILE = "records.sqlite3"
 LOCK_FILE = "registration.lock"
+INDEX_LOCK_FILE = "index.lock"
 _ADVISORY_KEY = 0x66616365  # "face": the registration section's key among PostgreSQL advisory locks
+INDEX_KEY = 0x696E6478  # "indx": the section that writes the index (applies the outbox, switches generations)
 # The database is down, unreachable, out of disk or locked too long: a store failure (503), not our bug.
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
 
@@ -36,50 +39,70 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives a power cut, not just a crash
     cursor.close()
 
 
 @contextlib.contextmanager
-def serialized(engine: Engine, lock_file: Path) -> Iterator[None]:
+def serialized(engine: Engine, lock_file: Path, *, key: int = _ADVISORY_KEY,
+               wait_s: float | None = None) -> Iterator[None]:
     """A section that one process at a time runs, on every worker and host that shares the database:
-    PostgreSQL's session advisory lock (released by the server if the holder dies), or for SQLite (one
-    host) an exclusive lock on a file beside it (released by the kernel if the holder dies)."""
+    PostgreSQL's session advisory lock ``key`` (released by the server if the holder dies), or for SQLite (one
+    host) an exclusive lock on ``lock_file`` beside it (released by the kernel if the holder dies). Waiting
+    longer than ``wait_s`` (None: as long as it takes) is a store failure (503), never a hang."""
+    deadline = None if wait_s is None else time.monotonic() + wait_s
     if engine.dialect.name == "postgresql":
-        db = _locked_connection(engine)
+        db = _locked_connection(engine, key, deadline)
         try:
             yield
         finally:
             try:
-                db.exec_driver_sql(f"SELECT pg_advisory_unlock({_ADVISORY_KEY})")
+                db.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
                 db.commit()
             except _UNAVAILABLE:  # the server drops a session's locks with its connection
-                log.warning("could not release the registration lock; the connection is closed instead")
+                log.warning("could not release a lock; the connection is closed instead")
             finally:
                 db.close()
         return
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if deadline is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreUnavailable("the store is busy", details={"op": lock_file.name}) from None
+                    time.sleep(0.01)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _locked_connection(engine: Engine) -> Connection:
-    """A connection holding the registration advisory lock; a database that cannot be reached is a store
-    failure (503), like any other."""
+def _locked_connection(engine: Engine, key: int, deadline: float | None) -> Connection:
+    """A connection holding the advisory lock ``key``; a database that cannot be reached, or a lock not had
+    by ``deadline``, is a store failure (503), like any other."""
     try:
         db = engine.connect()
     except _UNAVAILABLE as exc:
-        raise StoreUnavailable(details={"op": "registration_lock"}) from exc
+        raise StoreUnavailable(details={"op": "lock"}) from exc
     try:
-        db.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_KEY})")
-    except _UNAVAILABLE as exc:
+        if deadline is None:
+            db.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
+            return db
+        while not db.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar():
+            if time.monotonic() >= deadline:
+                raise StoreUnavailable("the store is busy", details={"op": "lock"})
+            time.sleep(0.01)
+        return db
+    except BaseException as exc:
         db.close()
-        raise StoreUnavailable(details={"op": "registration_lock"}) from exc
-    return db
+        if isinstance(exc, _UNAVAILABLE):
+            raise StoreUnavailable(details={"op": "lock"}) from exc
+        raise
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -87,8 +110,10 @@ def sqlite_url(data_dir: Path) -> str:
 
 
 @db_errors
-def open_database(url: str, data_dir: Path) -> Engine:
-    """An engine on ``url`` (empty: SQLite in ``data_dir``), schema at head."""
+def open_database(url: str, data_dir: Path, timeout_s: float = 30.0) -> Engine:
+    """An engine on ``url`` (empty: SQLite in ``data_dir``), schema at head. No call waits longer than
+    ``timeout_s`` for a connection, a statement (PostgreSQL) or a write lock (SQLite): a database that hangs
+    costs a request a bounded wait and a 503."""
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)  # records, index, keys: biometric data, owner-only
     if not url:
@@ -96,9 +121,14 @@ def open_database(url: str, data_dir: Path) -> Engine:
         if not path.exists():  # biometric data: owner-only from the first byte
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         url = sqlite_url(data_dir)
-    engine = create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
+    if url.startswith("sqlite"):
+        engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout_s,
+                               connect_args={"timeout": timeout_s})
         event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout_s, connect_args={
+            "connect_timeout": max(1, round(timeout_s)),
+            "options": f"-c statement_timeout={round(timeout_s * 1000)}"})
     with serialized(engine, data_dir / LOCK_FILE):  # workers starting together migrate one at a time
         migrations.upgrade(engine)
     return engine

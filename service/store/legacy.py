@@ -35,7 +35,8 @@ def migrate_chroma_only(client: Any, engine: Engine, lock_file: Path,
     moved = 0
     for model_id, dim in legacy_models(client).items():
         old = ChromaStore(client, model_id, dim)
-        new = RecordsStore(engine, PersonIndex(client, model_id, dim), model_id, dim, lock_file=lock_file)
+        new = RecordsStore(engine, PersonIndex(lambda: client, model_id, dim), model_id, dim,
+                           lock_file=lock_file).open()
         for person in every_person(old):
             faces = [NewFace(f.embedding, f.box, f.quality, old.face_crop(person.id, f.id), id=f.id)
                      for f in old.faces_of(person.id, embeddings=True) if f.embedding is not None]

@@ -128,6 +128,15 @@ class MemoryStore:
     def close(self) -> None:
         pass
 
+    # Nothing is persisted, so there is nothing to compact or catch up.
+    erasures_pending = False
+
+    def compact(self) -> dict[str, Any]:
+        return {}
+
+    def upkeep(self) -> None:
+        pass
+
     def registration_lock(self) -> AbstractContextManager[Any]:
         return self._lock
 

@@ -1,11 +1,15 @@
 """The face store of record: persons and faces in SQL (the truth), person templates in a vector index (for
 search). See ``store.base`` for the contract every store keeps.
 
-Writes commit to the database first and update the index after: a person exists once the commit returns,
-and the database's primary keys and transactions make that hold across workers and hosts. The index can lag
-behind only when a process dies between the two; search filters its hits to persons that exist, and
-``reconcile`` (run at start and by ``enroll repair``) adds what is missing, refreshes stale templates and
-removes vectors without a record.
+Commit means done. Every write that changes what the index must hold also writes an outbox entry (``person X
+changed``) and the gallery's size in the same transaction; after the commit the outbox is applied to the
+index at once, and if the index is down or full, again by the upkeep thread of any instance and at start
+(``apply_pending``). An index failure after the commit is therefore never an error for the client: a retry
+would enrol the same face twice. Until an entry lands, search scores the person exactly from the records
+(``nearest_persons``), so identify and the duplicate check see everyone who is committed.
+
+Which Chroma collection is the index now is the ``galleries`` row (generations; ``upkeep.rebuild``): every
+search reads it, and a search that finds its collection dropped reads it again.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +27,76 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
-from ..errors import PersonExists
+from ..errors import PersonExists, StoreUnavailable
 from . import rows, upkeep
 from .base import missing_person
-from .chroma_index import PersonIndex
-from .database import db_errors, serialized
-from .schema import faces, persons
+from .chroma_index import GenerationGone, PersonIndex
+from .database import INDEX_KEY, db_errors, serialized
+from .schema import faces, galleries, index_outbox, persons
 
 log = logging.getLogger(__name__)
 _blob, _vector = rows.blob, rows.vector
 
 
+@dataclass(frozen=True)
+class Gallery:
+    """The ``galleries`` row of one model id."""
+    persons: int
+    generation: int
+    collection: str
+    applied_seq: int
+    building_seq: int | None
+    retired: str | None
+    retired_at: str | None
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    # Outbox entries not yet in the index that a search still scores exactly; past this the index is too far
+    # behind to search honestly, and search and registration answer 503 until it catches up.
+    max_pending: int = 2000
+    # How long a dropped generation stays after a switch: longer than any search can run (its deadline).
+    retire_grace_s: float = 60.0
+    # How long a request waits for a section another process holds (registration, index upkeep).
+    lock_wait_s: float = 15.0
+
+
 class RecordsStore:
     def __init__(self, engine: Engine, index: PersonIndex, model_id: str, dim: int, *, lock_file: Path,
-                 index_files: Path | None = None, closers: Sequence[Callable[[], None]] = ()) -> None:
+                 limits: StoreLimits = StoreLimits(), closers: Sequence[Callable[[], None]] = ()) -> None:
         self.engine, self.index, self.model_id, self.dim = engine, index, model_id, dim
-        self.lock_file = lock_file
-        self.index_files = index_files  # the embedded index's folder; None for a Chroma server
+        self.lock_file, self.limits = lock_file, limits
+        self.index_lock_file = lock_file.parent / "index.lock"
         self.erasures_marker = lock_file.parent / "erasures.pending"
         self._mine = persons.c.model_id == model_id
         self._closers = list(closers)
 
     def for_model(self, model_id: str, dim: int) -> RecordsStore:
         """The store of another model id on the same database and index client (``enroll reindex``)."""
-        return RecordsStore(self.engine, PersonIndex(self.index.client, model_id, dim), model_id, dim,
-                            lock_file=self.lock_file, index_files=self.index_files)
+        other = RecordsStore(self.engine, self.index.for_model(model_id, dim), model_id, dim,
+                             lock_file=self.lock_file, limits=self.limits)
+        other.open()
+        return other
+
+    def open(self) -> RecordsStore:
+        """Make sure the gallery row and its current collection exist, and bring the index up to date with
+        what was committed before the last stop: only the outbox (bounded by what changed), never a scan of
+        everyone. Run at every start."""
+        self._ensure_gallery()
+        gallery = self.gallery()
+        self.index.create(gallery.collection)
+        self.apply_pending()
+        upkeep.drop_retired(self, force=False)
+        return self
 
     def registration_lock(self) -> AbstractContextManager[Any]:
-        return serialized(self.engine, self.lock_file)
+        return serialized(self.engine, self.lock_file, wait_s=self.limits.lock_wait_s)
+
+    def index_lock(self, wait_s: float | None = None) -> AbstractContextManager[Any]:
+        """The section that writes the index: applying the outbox and switching generations, one process at
+        a time, so an older template never lands after a newer one."""
+        return serialized(self.engine, self.index_lock_file, key=INDEX_KEY,
+                          wait_s=self.limits.lock_wait_s if wait_s is None else wait_s)
 
     def close(self) -> None:
         """Release what this store opened (the database pool, the data dir lock); a ``for_model`` store
@@ -58,18 +105,62 @@ class RecordsStore:
             close()
         self._closers = []
 
+    # --- the gallery row --------------------------------------------------------------------------------
+
+    def _ensure_gallery(self) -> None:
+        with self.engine.begin() as db:
+            if db.scalar(select(galleries.c.model_id).where(galleries.c.model_id == self.model_id)) is not None:
+                return
+        try:
+            with self.engine.begin() as db:
+                count = int(db.scalar(select(func.count()).select_from(persons).where(self._mine)) or 0)
+                db.execute(insert(galleries).values(model_id=self.model_id, persons=count, generation=1,
+                                                    collection=self.index.name_of(1), applied_seq=0))
+                if count:  # people of this model without a gallery row: index them all
+                    db.execute(insert(index_outbox).from_select(
+                        ["model_id", "person_id", "at"],
+                        select(persons.c.model_id, persons.c.id, persons.c.updated_at).where(self._mine)))
+        except sa_exc.IntegrityError:
+            pass  # another instance created it first
+
+    def _gallery(self, db: Connection) -> Gallery:
+        row = db.execute(select(galleries).where(galleries.c.model_id == self.model_id)).first()
+        if row is None:  # dropped (``drop``): an empty gallery with no index at all
+            return Gallery(0, 0, "", 0, None, None, None)
+        return Gallery(int(row.persons), int(row.generation), row.collection, int(row.applied_seq),
+                       None if row.building_seq is None else int(row.building_seq), row.retired, row.retired_at)
+
+    @db_errors
+    def gallery(self) -> Gallery:
+        with self.engine.connect() as db:
+            return self._gallery(db)
+
+    def _count(self, db: Connection, change: int) -> None:
+        db.execute(update(galleries).where(galleries.c.model_id == self.model_id)
+                   .values(persons=galleries.c.persons + change))
+
+    def _mark(self, db: Connection, *person_ids: str) -> None:
+        """Outbox entries: these persons' index entries must be made to match the records."""
+        stamp = now_iso()
+        db.execute(insert(index_outbox), [{"model_id": self.model_id, "person_id": pid, "at": stamp}
+                                          for pid in person_ids])
+
     # --- reads ----------------------------------------------------------------------------------------
 
     @db_errors
     def heartbeat(self) -> bool:
         with self.engine.connect() as db:
-            db.execute(select(1))
-        return self.index.heartbeat()
+            gallery = self._gallery(db)
+        if not gallery.collection:
+            return True
+        try:
+            return self.index.heartbeat(gallery.collection)
+        except GenerationGone:
+            return self.index.heartbeat(self.gallery().collection)
 
-    @db_errors
     def person_count(self) -> int:
-        with self.engine.connect() as db:
-            return int(db.scalar(select(func.count()).select_from(persons).where(self._mine)) or 0)
+        """The maintained count: one row read, whatever the gallery's size."""
+        return self.gallery().persons
 
     @db_errors
     def face_count(self) -> int:
@@ -88,8 +179,10 @@ class RecordsStore:
                      after: tuple[str, str] | None = None) -> tuple[list[Person], int]:
         where = persons.c.name_key.contains(q.lower(), autoescape=True) if q else None
         with self.engine.connect() as db:
-            count = select(func.count()).select_from(persons).where(self._mine)
-            total = int(db.scalar(count if where is None else count.where(where)) or 0)
+            if where is None:
+                total = self._gallery(db).persons
+            else:
+                total = int(db.scalar(select(func.count()).select_from(persons).where(self._mine, where)) or 0)
             if after is not None:
                 later = tuple_(persons.c.created_at, persons.c.id) > tuple_(*after)
                 where = later if where is None else and_(where, later)
@@ -98,12 +191,12 @@ class RecordsStore:
     @db_errors
     def faces_of(self, person_id: str, *, embeddings: bool = False) -> list[StoredFace]:
         with self.engine.connect() as db:
-            rows = db.execute(select(faces.c.id, faces.c.created_at, faces.c.box, faces.c.quality,
-                                     faces.c.embedding, faces.c.crop.is_not(None).label("has_crop"))
-                              .where(faces.c.model_id == self.model_id, faces.c.person_id == person_id)
-                              .order_by(faces.c.created_at, faces.c.id)).all()
+            found = db.execute(select(faces.c.id, faces.c.created_at, faces.c.box, faces.c.quality,
+                                      faces.c.embedding, faces.c.crop.is_not(None).label("has_crop"))
+                               .where(faces.c.model_id == self.model_id, faces.c.person_id == person_id)
+                               .order_by(faces.c.created_at, faces.c.id)).all()
         return [StoredFace(r.id, person_id, r.created_at, json.loads(r.box), json.loads(r.quality),
-                           bool(r.has_crop), _vector(r.embedding) if embeddings else None) for r in rows]
+                           bool(r.has_crop), _vector(r.embedding) if embeddings else None) for r in found]
 
     @db_errors
     def face_crop(self, person_id: str, face_id: str) -> bytes | None:
@@ -122,16 +215,41 @@ class RecordsStore:
 
     @db_errors
     def nearest_persons(self, embedding: np.ndarray, k: int, *, exclude: str | None = None) -> list[Candidate]:
-        hits = [(pid, sim) for pid, sim in self.index.query(embedding, k + 1 if exclude else k) if pid != exclude]
-        if not hits:
+        """The index's nearest persons plus everyone committed but not yet indexed (the outbox), all scored
+        on their templates as the records hold them: a stale or missing index entry can cost recall for the
+        moment it takes to apply, never a wrong score, and a deleted person is never returned."""
+        with self.engine.connect() as db:
+            gallery = self._gallery(db)
+            pending = self._pending_ids(db, gallery.applied_seq)
+        if not gallery.collection:
             return []
-        with self.engine.connect() as db:  # only persons that exist: the index may lag after a crash
-            names = dict(db.execute(select(persons.c.id, persons.c.name)
-                                    .where(self._mine, persons.c.id.in_([pid for pid, _ in hits]))).all())
-        found = [Candidate(pid, names[pid], sim) for pid, sim in hits if pid in names]
-        return sorted(found, key=lambda c: -c.similarity)[:k]
+        try:
+            hits = self.index.query(gallery.collection, embedding, k + 1 + len(pending))
+        except GenerationGone:  # switched and dropped since the row was read: follow it
+            with self.engine.connect() as db:
+                gallery = self._gallery(db)
+                pending = self._pending_ids(db, gallery.applied_seq)
+            hits = self.index.query(gallery.collection, embedding, k + 1 + len(pending))
+        wanted = ({pid for pid, _ in hits} | pending) - {exclude}
+        if not wanted:
+            return []
+        with self.engine.connect() as db:
+            found = db.execute(select(persons.c.id, persons.c.name, persons.c.template)
+                               .where(self._mine, persons.c.id.in_(sorted(wanted)))).all()
+        probe = np.asarray(embedding, np.float32)
+        scored = [Candidate(r.id, r.name, float(_vector(r.template) @ probe)) for r in found]
+        return sorted(scored, key=lambda c: -c.similarity)[:k]
 
-    # --- writes: the database first, then the index ---------------------------------------------------
+    def _pending_ids(self, db: Connection, applied_seq: int) -> set[str]:
+        found = db.execute(select(index_outbox.c.person_id).where(index_outbox.c.model_id == self.model_id,
+                                                                  index_outbox.c.id > applied_seq)
+                           .limit(self.limits.max_pending + 1)).scalars().all()
+        if len(found) > self.limits.max_pending:
+            raise StoreUnavailable("the vector index is too far behind the records to search; it catches up "
+                                   "once it is reachable again", details={"op": "search", "pending": len(found)})
+        return set(found)
+
+    # --- writes: records, count and outbox in one transaction; then the index ---------------------------
 
     @db_errors
     def create_person(self, *, person_id: str, name: str, metadata: dict[str, Any], faces: list[NewFace],
@@ -144,10 +262,12 @@ class RecordsStore:
                     model_id=self.model_id, id=person_id, name=name, name_key=name.lower(),
                     metadata=json.dumps(metadata), created_at=created, updated_at=stamp, template=_blob(template)))
                 stored = rows.insert_faces(db, self.model_id, person_id, faces, created)
+                self._count(db, +1)
+                self._mark(db, person_id)
         except sa_exc.IntegrityError as exc:  # the primary key: one person per id, on every worker
             raise PersonExists(f"a person with id {person_id!r} already exists",
                                details={"person_id": person_id}) from exc
-        self.index.upsert(person_id, template, stamp)
+        self._apply_after_commit()
         return Person(person_id, name, metadata, created, stamp, face_count=len(stored)), stored
 
     @db_errors
@@ -164,8 +284,10 @@ class RecordsStore:
             if not db.execute(update(persons).where(self._mine, persons.c.id == person_id).values(**changes)).rowcount:
                 raise missing_person(person_id)
             (person,) = rows.people(db, self.model_id, persons.c.id == person_id)
+            if template is not None:
+                self._mark(db, person_id)
         if template is not None:
-            self.index.upsert(person_id, template, changes["updated_at"])
+            self._apply_after_commit()
         return person
 
     @db_errors
@@ -176,8 +298,10 @@ class RecordsStore:
                 raise missing_person(person_id)
             db.execute(delete(faces).where(faces.c.model_id == self.model_id, faces.c.person_id == person_id))
             db.execute(delete(persons).where(self._mine, persons.c.id == person_id))
+            self._count(db, -1)
+            self._mark(db, person_id)
         self._note_erasure()
-        self.index.delete([person_id])
+        self._apply_after_commit()
         return people[0]
 
     @db_errors
@@ -188,8 +312,10 @@ class RecordsStore:
             if not self._touch(db, person_id, template, stamp):
                 raise missing_person(person_id)
             stored = rows.insert_faces(db, self.model_id, person_id, faces, stamp)
+            if template is not None:
+                self._mark(db, person_id)
         if template is not None:
-            self.index.upsert(person_id, template, stamp)
+            self._apply_after_commit()
         return stored
 
     @db_errors
@@ -201,9 +327,11 @@ class RecordsStore:
             if not gone:
                 return False
             self._touch(db, person_id, template, stamp)
+            if template is not None:
+                self._mark(db, person_id)
         self._note_erasure()
         if template is not None:
-            self.index.upsert(person_id, template, stamp)
+            self._apply_after_commit()
         return True
 
     def _touch(self, db: Connection, person_id: str, template: np.ndarray | None, stamp: str) -> bool:
@@ -217,17 +345,64 @@ class RecordsStore:
 
     @db_errors
     def drop(self) -> None:
-        with self.engine.begin() as db:
-            db.execute(delete(faces).where(faces.c.model_id == self.model_id))
-            db.execute(delete(persons).where(self._mine))
-        self.index.drop()
+        """Erase this model id's whole store: records, outbox, gallery row and every index generation (the
+        store is empty afterwards; ``open`` starts it again)."""
+        with self.index_lock():
+            with self.engine.begin() as db:
+                db.execute(delete(faces).where(faces.c.model_id == self.model_id))
+                db.execute(delete(persons).where(self._mine))
+                db.execute(delete(index_outbox).where(index_outbox.c.model_id == self.model_id))
+                db.execute(delete(galleries).where(galleries.c.model_id == self.model_id))
+            for name in self.index.names():
+                self.index.drop(name)
 
     # --- keeping the index in step --------------------------------------------------------------------
 
+    def _apply_after_commit(self) -> None:
+        """The commit is the answer: an index that is down, full or busy now is the upkeep thread's to catch
+        up with (and search scores pending persons exactly meanwhile), never the client's error."""
+        try:
+            self.apply_pending(wait_s=2.0)
+        except StoreUnavailable as exc:
+            log.warning("index behind the records; the upkeep thread retries", extra={"code": exc.code})
+
+    @db_errors
+    def apply_pending(self, wait_s: float | None = None, batch: int = 500) -> int:
+        """Apply the outbox to the current generation: each entry's person as the records hold them now
+        (their template, or a deletion). How many entries were applied."""
+        done = 0
+        with self.index_lock(wait_s):
+            while True:
+                with self.engine.connect() as db:
+                    gallery = self._gallery(db)
+                    entries = db.execute(select(index_outbox.c.id, index_outbox.c.person_id)
+                                         .where(index_outbox.c.model_id == self.model_id,
+                                                index_outbox.c.id > gallery.applied_seq)
+                                         .order_by(index_outbox.c.id).limit(batch)).all()
+                if not entries or not gallery.collection:
+                    return done
+                last = int(entries[-1].id)
+                self.sync(gallery.collection, {e.person_id for e in entries})
+                with self.engine.begin() as db:
+                    db.execute(update(galleries).where(galleries.c.model_id == self.model_id,
+                                                       galleries.c.applied_seq < last).values(applied_seq=last))
+                    keep_from = last if gallery.building_seq is None else min(last, gallery.building_seq)
+                    db.execute(delete(index_outbox).where(index_outbox.c.model_id == self.model_id,
+                                                          index_outbox.c.id <= keep_from))
+                done += len(entries)
+
+    def sync(self, collection: str, person_ids: set[str]) -> None:
+        """Make ``collection`` hold these persons as the records hold them now."""
+        with self.engine.connect() as db:
+            found = dict(db.execute(select(persons.c.id, persons.c.template)
+                                    .where(self._mine, persons.c.id.in_(sorted(person_ids)))).all())
+        self.index.upsert(collection, [(pid, _vector(blob)) for pid, blob in sorted(found.items())])
+        self.index.erase(collection, sorted(person_ids - found.keys()))
+
     @db_errors
     def reconcile(self) -> dict[str, int]:
-        """Make the index match the records (``upkeep.reconcile``)."""
-        return upkeep.reconcile(self.engine, self.index, self.model_id)
+        """Make the index match the records (``upkeep.reconcile``): a full scan, on demand only."""
+        return upkeep.reconcile(self)
 
     def _note_erasure(self) -> None:
         """Remember, across restarts, that erased bytes may still sit in the files until ``compact``."""
@@ -239,11 +414,25 @@ class RecordsStore:
 
     @db_errors
     def compact(self) -> dict[str, Any]:
-        """Make erasures final on disk (``upkeep.compact``). Callers hold ``registration_lock``: no write may
-        land in the old index while the new one is filled."""
+        """Make erasures final on disk without a rebuild (``upkeep.compact``)."""
         pending = self.erasures_pending
-        result = upkeep.compact(self.engine, self.index, self.model_id, self.index_files)
+        result = upkeep.compact(self)
         if pending:
             self.erasures_marker.unlink(missing_ok=True)
         return result
 
+    @db_errors
+    def rebuild(self, report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """A fresh generation of the index from the records, switched to while everything keeps serving
+        (``upkeep.rebuild``)."""
+        return upkeep.rebuild(self, report)
+
+    def upkeep(self) -> None:
+        """What the upkeep thread does every few seconds: apply what the outbox still holds, recover an
+        embedded index that failed, drop generations no search can still use."""
+        try:
+            self.apply_pending(wait_s=0.5)
+        except StoreUnavailable:
+            self.index.recover()
+            raise
+        upkeep.drop_retired(self, force=False)

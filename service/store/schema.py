@@ -53,6 +53,43 @@ faces = Table(
 )
 Index("ix_faces_person", faces.c.model_id, faces.c.person_id)
 
+# One row per model id: the gallery's size, kept in the same transaction as every registration and erasure
+# (counting a million rows per identify would cost ~45 ms), and which Chroma collection is the model's index
+# now. Rebuilds fill the next generation beside the current one and switch ``collection`` in one transaction;
+# every instance reads this row per search and follows the switch (revision 0004).
+galleries = Table(
+    "galleries", metadata,
+    Column("model_id", String(200), nullable=False),
+    Column("persons", BigInteger, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("collection", String(200), nullable=False),
+    # Every outbox entry up to this id has reached ``collection``.
+    Column("applied_seq", BigInteger, nullable=False),
+    # While a rebuild fills the next generation: the outbox id its snapshot was read at (entries after it are
+    # kept until the rebuild has replayed them). NULL when none runs.
+    Column("building_seq", BigInteger, nullable=True),
+    Column("building_at", String(32), nullable=True),
+    # The generation a switch left behind, dropped once no instance can still be searching it.
+    Column("retired", String(200), nullable=True),
+    Column("retired_at", String(32), nullable=True),
+    PrimaryKeyConstraint("model_id", name="pk_galleries"),
+)
+
+# The outbox: "this person's index entry must be made to match the records", written in the same transaction
+# as the change. Applying an entry reads the record as it is then (template, or none: delete), so entries are
+# idempotent and their order does not matter; any instance applies them, at once after the commit, again
+# by the upkeep thread if the index was down, and at start.
+index_outbox = Table(
+    "index_outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), autoincrement=True, nullable=False),
+    Column("model_id", String(200), nullable=False),
+    Column("person_id", String(128), nullable=False),
+    Column("at", String(32), nullable=False),
+    PrimaryKeyConstraint("id", name="pk_index_outbox"),
+    sqlite_autoincrement=True,  # ids are positions: never reused after the rows are deleted
+)
+Index("ix_index_outbox_model", index_outbox.c.model_id, index_outbox.c.id)
+
 api_keys = Table(
     "api_keys", metadata,
     Column("id", String(32), nullable=False),           # public: names the key in logs, the API and the CLI

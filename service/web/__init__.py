@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         recognizer.close()
         raise
     context.init_app(app, settings, recognizer, api_keys, attach_audit_table(settings))
-    app.extensions["faceid.compactor"] = compactor.start(recognizer, settings.compact_interval_s)
+    app.extensions["faceid.upkeep"] = compactor.start(recognizer, settings.compact_interval_s)
     requests.init_app(app)
     errors.init_app(app)
     for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, keys.bp, audit.bp, docs.bp, admin.api,
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
 def close_app(app: Flask) -> None:
     """Release the store (and the data dir lock): tests open several apps in one process."""
-    stop = app.extensions.get("faceid.compactor")
+    stop = app.extensions.get("faceid.upkeep")
     if stop is not None:
         stop.set()
     context.get_recognizer(app).close()

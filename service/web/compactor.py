@@ -1,33 +1,42 @@
-"""Scheduled compaction: erased faces and persons leave bytes in the index's files (Chroma only marks
-deleted vectors) and in SQLite's write-ahead log until the store is compacted. A daemon thread per worker
-compacts at start and then every ``compact_interval_s`` seconds, whenever anything was erased since the last
-compaction (a marker file in the data dir remembers that across restarts)."""
+"""The upkeep thread, one per worker: every few seconds it applies what the index outbox still holds (an
+index that was down or full catches up without a restart) and drops index generations no search can still
+use; at start and then every ``compact_interval_s`` seconds, when anything was erased since the last
+compaction (a marker file in the data dir remembers that across restarts), it makes the erasures final on
+disk. Every instance runs it; the store's locks make one at a time do the work."""
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from ..core.recognizer import Recognizer
 from ..errors import FaceIdError
 
-log = logging.getLogger("faceid.compactor")
+log = logging.getLogger("faceid.upkeep")
+UPKEEP_EVERY_S = 5.0
 
 
-def start(recognizer: Recognizer, interval_s: int) -> threading.Event | None:
-    """The stop event of the started thread, or None when compaction is switched off (interval 0)."""
-    if interval_s <= 0:
-        return None
+def start(recognizer: Recognizer, compact_every_s: int, upkeep_every_s: float = UPKEEP_EVERY_S) -> threading.Event:
+    """The stop event of the started thread. ``compact_every_s`` 0 switches compaction off (not the
+    outbox)."""
     stop = threading.Event()
 
+    def guarded(what: str, work: object) -> None:
+        try:
+            work()  # type: ignore[operator]
+        except FaceIdError as exc:  # a store is down: the next round tries again
+            log.warning(f"{what} failed", extra={"code": exc.code})
+        except Exception:  # a bug: say so loudly, but keep the schedule (erasure and the outbox depend on it)
+            log.exception(f"{what} failed")
+
     def run() -> None:
+        next_compaction = time.monotonic() if compact_every_s > 0 else float("inf")
         while True:
-            try:
-                recognizer.compact()
-            except FaceIdError as exc:  # the store is down: try again at the next interval
-                log.warning("compaction failed", extra={"code": exc.code})
-            except Exception:  # a bug: say so loudly, but keep the schedule (erasure depends on it)
-                log.exception("compaction failed")
-            if stop.wait(interval_s):
+            guarded("index upkeep", recognizer.upkeep)
+            if time.monotonic() >= next_compaction:
+                guarded("compaction", recognizer.compact)
+                next_compaction = time.monotonic() + compact_every_s
+            if stop.wait(upkeep_every_s):
                 return
-    threading.Thread(target=run, name="faceid-compactor", daemon=True).start()
+    threading.Thread(target=run, name="faceid-upkeep", daemon=True).start()
     return stop
