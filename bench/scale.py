@@ -40,15 +40,16 @@ from service.store.schema import faces, galleries, persons
 from service.vision.detector import FaceDetector
 from service.vision.embedders.registry import create_embedder
 
-from .datasets import DATA, load_lfw
+from .datasets import DATA, PairSet, load_lfw
 from .latency import RESULTS
 from .lfw import combine, detect_all, embed_all
 
-MODEL = "scale-bench"
+MODEL = load_settings().model  # the default: its centre (bench.centre) applies
 
 
-def lfw_embeddings() -> tuple[np.ndarray, list[str]]:
-    """The default model's embeddings of every LFW image (cached by bench.lfw), and each image's person."""
+def lfw_embeddings() -> tuple[np.ndarray, PairSet, np.ndarray]:
+    """The default model's embeddings of every LFW image (cached by bench.lfw; NaN rows where no face was
+    found), the pair set, and which rows have a face."""
     settings = load_settings()
     ps = load_lfw(DATA / "lfw")
     detector = FaceDetector(settings.models_dir, max_side=settings.detect_max_side,
@@ -62,8 +63,7 @@ def lfw_embeddings() -> tuple[np.ndarray, list[str]]:
         parts.append(combine(plain, mirrored, settings.flip_tta))
         weights.append(float(weight or 1))
     emb = fuse([np.nan_to_num(p) for p in parts], weights)
-    keep = [i for i, f in enumerate(found) if f is not None]
-    return emb[keep], [ps.images[i].split("/")[0] for i in keep]
+    return emb, ps, np.array([f is not None for f in found])
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -112,14 +112,15 @@ def disk_bytes(path: Path) -> int:
 
 
 def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probes: np.ndarray,
-        chroma_url: str, tmp: Path) -> dict:
+        chroma_url: str, tmp: Path, overrides: dict) -> dict:
     n_real = len(enrolled)
     gallery = np.concatenate([enrolled, synthetic[:size - n_real]])
     ids = [f"real{i}" for i in range(n_real)] + [f"syn{i}" for i in range(size - n_real)]
-    settings = load_settings(data_dir=str(tmp), chroma_url=chroma_url if mode == "server" else "")
+    settings = load_settings(data_dir=str(tmp), chroma_url=chroma_url if mode == "server" else "", **overrides)
     store = open_store(settings, MODEL, gallery.shape[1])
     row: dict = {"mode": mode, "gallery": size, "hnsw": [settings.index_hnsw_m, settings.index_hnsw_construction_ef,
-                                                         settings.index_hnsw_search_ef]}
+                                                         settings.index_hnsw_search_ef],
+                 "centred": store.index.centre is not None}
     records_s = fill_records(store, ids, gallery)
     built = store.rebuild()
     row["fill_per_s"] = round(size / (records_s + built["seconds"]), 1)
@@ -170,9 +171,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--galleries", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--modes", nargs="+", default=["embedded", "server"])
     parser.add_argument("--probes", type=int, default=1000)
+    parser.add_argument("--hnsw", type=int, nargs=3, metavar=("M", "CONSTRUCTION_EF", "SEARCH_EF"),
+                        help="HNSW settings to measure instead of the configured ones")
+    parser.add_argument("--no-centre", action="store_true", help="index uncentred (no bench.centre vector)")
+    parser.add_argument("--out", default="scale.json", help="results file name in bench/results")
     args = parser.parse_args(argv)
-    emb, who = lfw_embeddings()
-    people = real_people(emb, who)
+    overrides: dict = {}
+    if args.hnsw:
+        overrides.update(index_hnsw_m=args.hnsw[0], index_hnsw_construction_ef=args.hnsw[1],
+                         index_hnsw_search_ef=args.hnsw[2])
+    if args.no_centre:
+        overrides["index_centres_file"] = "/nonexistent"
+    emb, ps, found = lfw_embeddings()
+    people = real_people(emb[found], [name.split("/")[0] for name, ok in zip(ps.images, found) if ok])
     templates = np.stack([unit(v.mean(axis=0)) for v in people.values()])
     mean, cov = templates.mean(axis=0), np.cov(templates, rowvar=False)
     rng = np.random.default_rng(0)
@@ -193,13 +204,14 @@ def main(argv: list[str] | None = None) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 chroma_url, proc = start_chroma(Path(tmp) / "server") if mode == "server" else ("", None)
                 try:
-                    rows.append(run(mode, size, synthetic, enrolled, probes, chroma_url, Path(tmp) / "data"))
+                    rows.append(run(mode, size, synthetic, enrolled, probes, chroma_url, Path(tmp) / "data",
+                                    overrides))
                 finally:
                     if proc is not None:
                         proc.kill()
                 print(json.dumps(rows[-1]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps({"realism": realism, "rows": rows}, indent=2) + "\n")
+    (RESULTS / args.out).write_text(json.dumps({"realism": realism, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,13 @@
 and ``service.prepare`` all build through here, so they run the same pipeline on the same store."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -20,7 +23,7 @@ from .keys import load_keys
 from .logs import AUDITED
 from .store.audit import AuditTableHandler
 from .store.chroma_client import open_client
-from .store.chroma_index import CallDeadline, Hnsw, PersonIndex
+from .store.chroma_index import CallDeadline, Centre, Hnsw, PersonIndex
 from .store.database import LOCK_FILE, open_database
 from .store.legacy import migrate_chroma_only
 from .store.records import RecordsStore, StoreLimits
@@ -65,6 +68,7 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
                             hnsw=Hnsw(settings.index_hnsw_m, settings.index_hnsw_construction_ef,
                                       settings.index_hnsw_search_ef),
                             deadline=CallDeadline(settings.index_timeout_s),
+                            centre=index_centre(settings.index_centres_file, model_id),
                             files=None if settings.chroma_url else settings.data_dir / "chroma")
         closers.insert(0, index.close)
         _refuse_unmigrated(index.client, engine, model_id)
@@ -79,6 +83,15 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
             close()
         raise
     return store
+
+
+def index_centre(path: Path, model_id: str) -> Centre | None:
+    """The centre ``bench.centre`` fitted for ``model_id`` (None: the index stays uncentred)."""
+    try:
+        entry = json.loads(path.read_text()).get(model_id) if path.is_file() else None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read index centres {path}: {exc}") from exc
+    return Centre.of(np.asarray(entry["centre"], np.float32)) if entry else None
 
 
 def migrate(settings: Settings, report: Callable[[dict[str, Any]], None]) -> int:

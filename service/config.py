@@ -103,6 +103,9 @@ class Settings:
     index_hnsw_m: int = 32
     index_hnsw_construction_ef: int = 200
     index_hnsw_search_ef: int = 200
+    # Per model id, the mean vector the index centres its vectors on (ranking only: decisions use the raw
+    # templates); written by `python -m bench.centre`. A model without an entry is indexed uncentred.
+    index_centres_file: Path = ROOT / "bench" / "results" / "centres.json"
     # Keep a small aligned JPEG of each enrolled face (admin thumbnails, re-embedding after a model change).
     store_face_crops: bool = True
 

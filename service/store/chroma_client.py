@@ -24,7 +24,7 @@ T = TypeVar("T")
 SCHEMA = 1
 # What a store failure looks like: the server is gone or slow, or the disk failed. Not a client's doing, and
 # not our bug either.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
+UNAVAILABLE: tuple[type[BaseException], ...] = (
     httpx.TransportError, httpx.HTTPStatusError, OSError, sqlite3.OperationalError, sqlite3.DatabaseError,
     chromadb.errors.InternalError, chromadb.errors.ChromaAuthError, chromadb.errors.RateLimitError,
     chromadb.errors.QuotaError)
@@ -35,7 +35,7 @@ def safe_name(model_id: str) -> str:
     return re.sub(r"[^a-zA-Z0-9._-]", "-", model_id).strip("-._") or "model"
 
 
-store_errors = unavailable_on(_UNAVAILABLE, log)
+store_errors = unavailable_on(UNAVAILABLE, log)
 
 
 def open_client(data_dir: Path, chroma_url: str = "", token: str = "",
@@ -53,7 +53,7 @@ def open_client(data_dir: Path, chroma_url: str = "", token: str = "",
                                              port=url.port or (443 if url.scheme == "https" else 8000),
                                              ssl=url.scheme == "https", settings=chroma_settings,
                                              headers={"Authorization": f"Bearer {token}"} if token else None)
-            except _UNAVAILABLE + (ValueError,) as exc:
+            except UNAVAILABLE + (ValueError,) as exc:
                 raise StoreUnavailable(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
             session = getattr(getattr(client, "_server", None), "_session", None)
             if isinstance(session, httpx.Client):
@@ -76,11 +76,14 @@ def open_client(data_dir: Path, chroma_url: str = "", token: str = "",
 
 
 @store_errors
-def model_collection(client: Any, name: str, model_id: str, dim: int, configuration: dict[str, Any]) -> Any:
+def model_collection(client: Any, name: str, model_id: str, dim: int, configuration: dict[str, Any],
+                     centre: str = "") -> Any:
     """The collection ``name`` for vectors of ``model_id``, created if new with ``configuration`` (HNSW
-    settings are fixed at creation); one of another model is refused (vectors of different models are not
-    comparable)."""
-    expected = {"model_id": model_id, "dim": dim, "schema": SCHEMA}
+    settings are fixed at creation) and the id of the centre its vectors are moved by (``chroma_index.Centre``);
+    one of another model is refused (vectors of different models are not comparable)."""
+    expected: dict[str, Any] = {"model_id": model_id, "dim": dim, "schema": SCHEMA}
+    if centre:
+        expected["centre"] = centre
     collection = client.get_or_create_collection(name, metadata=expected, embedding_function=None,
                                                  configuration=configuration)
     found = collection.metadata or {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import threading
 import time
@@ -25,7 +26,7 @@ import chromadb.errors
 import numpy as np
 
 from ..errors import StoreUnavailable
-from .chroma_client import model_collection, safe_name, store_errors
+from .chroma_client import UNAVAILABLE, model_collection, safe_name, store_errors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,14 +125,37 @@ class _Gate:
                 self._cond.notify_all()
 
 
+@dataclass(frozen=True)
+class Centre:
+    """A fixed mean vector of a model's embeddings, subtracted (and the result renormalised) from every
+    vector the index stores or is asked about. Real face embeddings share a large common component, which
+    crowds them together and costs HNSW recall as the gallery grows; centred, they spread out. Only the
+    index's ranking uses it: every candidate is re-scored on the raw template (``RecordsStore``), so
+    thresholds and decisions do not change. A collection remembers the centre it was built with (``id``);
+    one built with another, or none, is searched in its own space until ``enroll rebuild-index``."""
+    vector: np.ndarray
+    id: str
+
+    @classmethod
+    def of(cls, vector: np.ndarray) -> Centre:
+        vector = np.asarray(vector, np.float32)
+        return cls(vector, hashlib.sha256(vector.astype("<f4").tobytes()).hexdigest()[:16])
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        moved = np.asarray(vectors, np.float32) - self.vector
+        return (moved / np.maximum(np.linalg.norm(moved, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 class PersonIndex:
     """The collections of one model id on one Chroma client (embedded or server)."""
 
     def __init__(self, connect: Callable[[], Any], model_id: str, dim: int, *, hnsw: Hnsw = Hnsw(),
-                 deadline: CallDeadline | None = None, files: Path | None = None) -> None:
+                 deadline: CallDeadline | None = None, files: Path | None = None,
+                 centre: Centre | None = None) -> None:
         self._connect = connect
         self.client = connect()
-        self.model_id, self.dim, self.hnsw = model_id, dim, hnsw
+        self.model_id, self.dim, self.hnsw, self.centre = model_id, dim, hnsw, centre
+        self._spaces: dict[str, Centre | None] = {}
         self.base_name = f"index-{safe_name(model_id)}"
         self.files = files  # the embedded store's folder; None for a Chroma server
         self.deadline = deadline or CallDeadline(10.0)
@@ -145,7 +169,8 @@ class PersonIndex:
         other = PersonIndex.__new__(PersonIndex)
         other.__dict__.update(self.__dict__)
         other.model_id, other.dim, other.base_name = model_id, dim, f"index-{safe_name(model_id)}"
-        other._open = {}
+        other.centre = None  # another model's space
+        other._open, other._spaces = {}, {}
         other._lock = threading.RLock()
         return other
 
@@ -160,15 +185,27 @@ class PersonIndex:
         if found is not None:
             return found
         if create:
-            found = model_collection(self.client, name, self.model_id, self.dim, self.hnsw.configuration())
+            found = model_collection(self.client, name, self.model_id, self.dim, self.hnsw.configuration(),
+                                     centre=self.centre.id if self.centre else "")
         else:
             try:
                 found = self.client.get_collection(name, embedding_function=None)
             except (chromadb.errors.NotFoundError, ValueError) as exc:
                 raise GenerationGone(name) from exc
+        built_with = str((found.metadata or {}).get("centre") or "")
+        space = self.centre if self.centre is not None and built_with == self.centre.id else None
+        if built_with and space is None:
+            log.warning("index generation built with another centre: searched uncentred until rebuilt",
+                        extra={"collection": name})
         with self._lock:
             self._open[name] = found
+            self._spaces[name] = space
         return found
+
+    def _in_space(self, name: str, vectors: np.ndarray) -> list[list[float]]:
+        """``vectors`` as the collection ``name`` stores them (centred if it was built centred)."""
+        space = self._spaces.get(name)
+        return (space.apply(vectors) if space is not None else np.asarray(vectors, np.float32)).tolist()
 
     def _call(self, op: str, name: str, fn: Callable[[Any], T], *, create: bool = False) -> T:
         """``fn(collection)`` under the deadline; a collection dropped meanwhile is ``GenerationGone``."""
@@ -180,7 +217,11 @@ class PersonIndex:
                 with self._lock:
                     self._open.pop(name, None)
                 raise GenerationGone(name) from exc
-        return store_errors(self.deadline.run)(op, call)
+        try:
+            return self.deadline.run(op, call)
+        except UNAVAILABLE as exc:
+            log.error("store call failed", extra={"op": op, "error": type(exc).__name__})
+            raise StoreUnavailable(details={"op": op}) from exc
 
     def create(self, name: str) -> None:
         """The collection ``name`` with this index's HNSW settings (kept if it exists)."""
@@ -209,7 +250,7 @@ class PersonIndex:
     def upsert(self, name: str, entries: list[tuple[str, np.ndarray]]) -> None:
         if entries:
             self._call("upsert", name, lambda c: c.upsert(
-                ids=[pid for pid, _ in entries], embeddings=[np.asarray(v, np.float32).tolist() for _, v in entries]))
+                ids=[pid for pid, _ in entries], embeddings=self._in_space(name, np.stack([v for _, v in entries]))))
 
     def erase(self, name: str, person_ids: list[str]) -> None:
         """Delete vectors, overwriting each first: Chroma (like hnswlib) only marks a deleted vector, and the
@@ -231,9 +272,9 @@ class PersonIndex:
     def query(self, name: str, embedding: np.ndarray, n: int) -> list[tuple[str, float]]:
         """Up to ``n`` (person id, cosine similarity), best first. One round trip: no count() first (it costs
         time linear in the gallery, and Chroma returns fewer hits when it has fewer)."""
-        vector = np.asarray(embedding, np.float32).tolist()
-        got = self._call("query", name, lambda c: c.query(query_embeddings=[vector], n_results=n,
-                                                          include=["distances"]))
+        got = self._call("query", name, lambda c: c.query(
+            query_embeddings=self._in_space(name, np.asarray(embedding, np.float32)[None]), n_results=n,
+            include=["distances"]))
         return [(pid, 1.0 - float(d)) for pid, d in zip(got["ids"][0], got["distances"][0], strict=True)]
 
     def ids(self, name: str) -> set[str]:

@@ -240,6 +240,14 @@ class RecordsStore:
         scored = [Candidate(r.id, r.name, float(_vector(r.template) @ probe)) for r in found]
         return sorted(scored, key=lambda c: -c.similarity)[:k]
 
+    @db_errors
+    def index_lag(self) -> int:
+        """Outbox entries the index has not applied yet (0 when it is up to date)."""
+        with self.engine.connect() as db:
+            gallery = self._gallery(db)
+            return int(db.scalar(select(func.count()).select_from(index_outbox).where(
+                index_outbox.c.model_id == self.model_id, index_outbox.c.id > gallery.applied_seq)) or 0)
+
     def _pending_ids(self, db: Connection, applied_seq: int) -> set[str]:
         found = db.execute(select(index_outbox.c.person_id).where(index_outbox.c.model_id == self.model_id,
                                                                   index_outbox.c.id > applied_seq)

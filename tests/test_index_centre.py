@@ -1,0 +1,62 @@
+"""The index's centre (ranking only) and its generations: a centred index ranks by centred cosines but every
+answer carries the raw template's score, so decisions do not move; a generation built without the centre is
+still searched in its own space, and a rebuild moves the index into the centred one."""
+import numpy as np
+
+from service.compose import open_store
+from service.config import replace
+from service.core.records import NewFace
+from service.store.chroma_index import Centre
+
+DIM = 16
+
+
+def _store(settings, tmp_path, centre: np.ndarray | None):
+    import json
+    path = tmp_path / "centres.json"
+    path.write_text(json.dumps({"centre-model": {"centre": centre.tolist()}} if centre is not None else {}))
+    return open_store(replace(settings, data_dir=tmp_path / "data", index_centres_file=path), "centre-model", DIM)
+
+
+def _people(rng, n: int, common: np.ndarray) -> np.ndarray:
+    """Unit vectors with a large shared component, as real face embeddings have."""
+    v = rng.normal(size=(n, DIM)).astype(np.float32) * 0.3 + common
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_centred_search_returns_raw_scores_and_follows_the_generation(settings, tmp_path):
+    rng = np.random.default_rng(3)
+    common = np.zeros(DIM, np.float32)
+    common[0] = 1.0
+    people = _people(rng, 50, common)
+    probe = people[7] + 0.05 * rng.normal(size=DIM).astype(np.float32)
+    probe /= np.linalg.norm(probe)
+
+    store = _store(settings, tmp_path, None)  # built uncentred
+    try:
+        for i, v in enumerate(people):
+            store.create_person(person_id=f"p{i}", name=f"P{i}", metadata={}, faces=[NewFace(v, {}, {})], template=v)
+        plain = store.nearest_persons(probe, 3)
+    finally:
+        store.close()
+
+    centre = people.mean(axis=0)
+    store = _store(settings, tmp_path, centre)
+    try:
+        assert store.index.centre is not None
+        # the old generation is still searched in the space it was built in
+        assert [(c.person_id, round(c.similarity, 5)) for c in store.nearest_persons(probe, 3)] == [
+            (c.person_id, round(c.similarity, 5)) for c in plain]
+        store.rebuild()
+        gallery = store.gallery()
+        meta = store.index.client.get_collection(gallery.collection).metadata
+        assert meta["centre"] == Centre.of(centre).id
+        hits = store.nearest_persons(probe, 3)
+        assert hits[0].person_id == "p7"
+        assert abs(hits[0].similarity - float(people[7] @ probe)) < 1e-5  # the raw cosine, not the centred one
+        raw = store.index.query(gallery.collection, probe, 1)[0][1]
+        assert abs(raw - float(Centre.of(centre).apply(people[7]) @ Centre.of(centre).apply(probe))) < 1e-3
+        store.create_person(person_id="new", name="New", metadata={}, faces=[NewFace(probe, {}, {})], template=probe)
+        assert store.nearest_persons(probe, 1)[0].person_id == "new"  # written centred, found centred
+    finally:
+        store.close()
