@@ -94,7 +94,10 @@ def test_status_needs_an_admin_key(client, recognizer):
     body = r.get_json()
     assert body["version"] == __version__ and body["model"] == recognizer.model_id and body["ready"] is True
     assert body["gallery_size"] == recognizer.store.person_count()
-    assert body["store"] == {"records": "sqlite", "index": "embedded"}
+    state = recognizer.index_state()
+    assert body["store"] == {"records": "sqlite", "index": "embedded", "index_generation": state.generation,
+                             "index_lag": 0, "index_centred": state.centred}
+    assert state.generation >= 1
     assert body["thresholds"]["verify"] == round(recognizer.verify_threshold, 4)
     assert body["thresholds"]["identify"] >= body["thresholds"]["verify"]
 
@@ -102,7 +105,9 @@ def test_status_needs_an_admin_key(client, recognizer):
 def test_status_names_a_server_store(make_app, postgres_url, shared_chroma_server):
     app = make_app(database_url=postgres_url, chroma_url=shared_chroma_server)
     body = app.test_client().get("/v1/status", headers=ADMIN).get_json()
-    assert body["store"] == {"records": "postgresql", "index": "server"} and body["gallery_size"] == 0
+    assert {k: body["store"][k] for k in ("records", "index", "index_generation", "index_lag")} == {
+        "records": "postgresql", "index": "server", "index_generation": 1, "index_lag": 0}
+    assert body["gallery_size"] == 0
 
 
 def test_version_is_pyprojects():

@@ -21,7 +21,17 @@ from ..errors import DuplicateFace, FaceMismatch, FaceNotFound, PersonExists, Pe
 from ..store.base import FaceStore
 from .calibration import Calibration
 from .pipeline import EnrollmentCheck, FacePipeline
-from .records import Candidate, Detection, Identification, IdentifiedFace, NewFace, Person, StoredFace, Verdict
+from .records import (
+    Candidate,
+    Detection,
+    Identification,
+    IdentifiedFace,
+    IndexState,
+    NewFace,
+    Person,
+    StoredFace,
+    Verdict,
+)
 from .vectors import template
 
 log = logging.getLogger("faceid.decisions")
@@ -171,6 +181,9 @@ class Recognizer:
         if not self.store.erasures_pending:
             return None
         return self.store.compact()
+
+    def index_state(self) -> IndexState:
+        return self.store.index_state()
 
     def upkeep(self) -> None:
         """Bring the index up to date with the records (``store.upkeep``): run every few seconds."""

@@ -27,6 +27,15 @@ def now_iso(shift_s: float = 0.0) -> str:
 
 
 @dataclass(frozen=True)
+class IndexState:
+    """Where the search index stands: its generation, how many committed changes it has not applied yet
+    (search covers those from the records meanwhile), and whether it ranks in the model's centred space."""
+    generation: int
+    lag: int
+    centred: bool
+
+
+@dataclass(frozen=True)
 class Face:
     """One detected face, in pixel coordinates of the decoded (upright) image."""
     box: np.ndarray          # x1, y1, x2, y2 (float)

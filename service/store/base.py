@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from ..core.records import Candidate, NewFace, Person, StoredFace
+from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace
 from ..errors import PersonNotFound, StoreUnavailable
 
 T = TypeVar("T")
@@ -98,6 +98,8 @@ class FaceStore(Protocol):
     def upkeep(self) -> None:
         """Periodic upkeep: bring the search index up to date with the records."""
         ...
+
+    def index_state(self) -> IndexState: ...
 
     def registration_lock(self) -> AbstractContextManager[Any]:
         """Held while a registration checks for duplicates and writes: one registration at a time on every

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
+from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
 from .base import missing_person
 from .chroma_client import model_collection, open_client, safe_name, store_errors
@@ -68,6 +68,9 @@ class ChromaStore:
 
     def upkeep(self) -> None:
         pass
+
+    def index_state(self) -> IndexState:
+        return IndexState(generation=0, lag=0, centred=False)
 
     def registration_lock(self) -> AbstractContextManager[Any]:
         """Only within this process: the Chroma-only format has no way to serialise across processes."""

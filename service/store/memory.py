@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
+from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
 from .base import missing_person
 
@@ -136,6 +136,9 @@ class MemoryStore:
 
     def upkeep(self) -> None:
         pass
+
+    def index_state(self) -> IndexState:
+        return IndexState(generation=0, lag=0, centred=False)
 
     def registration_lock(self) -> AbstractContextManager[Any]:
         return self._lock

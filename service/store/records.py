@@ -26,7 +26,7 @@ from sqlalchemy import and_, delete, func, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
-from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
+from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists, StoreUnavailable
 from . import rows, upkeep
 from .base import missing_person
@@ -247,6 +247,10 @@ class RecordsStore:
             gallery = self._gallery(db)
             return int(db.scalar(select(func.count()).select_from(index_outbox).where(
                 index_outbox.c.model_id == self.model_id, index_outbox.c.id > gallery.applied_seq)) or 0)
+
+    def index_state(self) -> IndexState:
+        return IndexState(generation=self.gallery().generation, lag=self.index_lag(),
+                          centred=self.index.centre is not None)
 
     def _pending_ids(self, db: Connection, applied_seq: int) -> set[str]:
         found = db.execute(select(index_outbox.c.person_id).where(index_outbox.c.model_id == self.model_id,

@@ -55,7 +55,7 @@ def status() -> Response:
     return jsonify(schemas.status(
         version=__version__, model=recognizer.model_id, ready=recognizer.ready, gallery_size=people,
         verify_threshold=recognizer.verify_threshold, identify_threshold=identify_threshold,
-        records=records, index="server" if settings.chroma_url else "embedded"))
+        records=records, index="server" if settings.chroma_url else "embedded", state=recognizer.index_state()))
 
 
 @api.post("/quality")

@@ -99,6 +99,12 @@ class Thresholds(Reply):
 class StoreKinds(Reply):
     records: str = Field(description="`sqlite` or the database URL's scheme, e.g. `postgresql`")
     index: Literal["embedded", "server"]
+    index_generation: int = Field(ge=0, description="which generation of the index searches run on "
+                                                    "(`enroll rebuild-index` makes the next)")
+    index_lag: int = Field(ge=0, description="committed changes the index has not applied yet (search "
+                                             "covers them from the records; more than a few means the index "
+                                             "is down or full)")
+    index_centred: bool = Field(description="the index ranks in the model's centred space")
 
 
 class Status(Reply):

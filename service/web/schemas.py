@@ -10,7 +10,17 @@ from flask import url_for
 
 from ..core.keys import ApiKey
 from ..core.pipeline import EnrollmentCheck
-from ..core.records import LANDMARK_NAMES, Candidate, Detection, Face, Identification, Person, StoredFace, Verdict
+from ..core.records import (
+    LANDMARK_NAMES,
+    Candidate,
+    Detection,
+    Face,
+    Identification,
+    IndexState,
+    Person,
+    StoredFace,
+    Verdict,
+)
 from . import models as m
 
 
@@ -57,11 +67,13 @@ def enrollment_check(c: EnrollmentCheck) -> dict[str, Any]:
 
 
 def status(*, version: str, model: str, ready: bool, gallery_size: int, verify_threshold: float,
-           identify_threshold: float, records: str, index: str) -> dict[str, Any]:
+           identify_threshold: float, records: str, index: str, state: IndexState) -> dict[str, Any]:
     """GET /v1/status: what an operator wants on one line."""
     return _body(m.Status(version=version, model=model, ready=ready, gallery_size=gallery_size,
                           thresholds=m.Thresholds(verify=_score(verify_threshold), identify=_score(identify_threshold)),
-                          store=m.StoreKinds(records=records, index=index)))  # type: ignore[arg-type]
+                          store=m.StoreKinds(records=records, index=index,  # type: ignore[arg-type]
+                                             index_generation=state.generation, index_lag=state.lag,
+                                             index_centred=state.centred)))
 
 
 def person(p: Person) -> dict[str, Any]:
