@@ -22,14 +22,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import requests
 from sqlalchemy import insert, update
 
 from service.compose import open_store
@@ -43,6 +40,7 @@ from service.vision.embedders.registry import create_embedder
 from .datasets import DATA, PairSet, load_lfw
 from .latency import RESULTS
 from .lfw import combine, detect_all, embed_all
+from .servers import start_chroma
 
 MODEL = load_settings().model  # the default: its centre (bench.centre) applies
 
@@ -149,21 +147,6 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
     store.close()
     row["disk_bytes_per_person"] = round(disk_bytes(tmp) / size) if mode == "embedded" else None
     return row
-
-
-def start_chroma(path: Path) -> tuple[str, subprocess.Popen]:
-    from tests.conftest import free_port  # noqa: PLC0415 - the tests' own helper
-    port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(path), "--host",
-                             "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            if requests.get(f"{url}/api/v2/heartbeat", timeout=1).ok:
-                return url, proc
-        except requests.RequestException:
-            time.sleep(0.25)
-    raise RuntimeError("chroma server did not start")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import io
 import itertools
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 
+from bench.servers import free_port, start_chroma
 from service import create_app
 from service.config import load_settings, replace
 from service.web import close_app
@@ -32,12 +29,6 @@ def fixture_path(rel: str) -> Path:
 
 def fixture_bytes(rel: str) -> bytes:
     return (FIXTURES / rel).read_bytes()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def upload(*rels: str, **fields) -> dict:
@@ -122,19 +113,10 @@ def embed_one(recognizer):
 
 def start_chroma_server(path: Path) -> tuple[str, subprocess.Popen]:
     """A real `chroma run` server on a free loopback port, storing in ``path``."""
-    port = free_port()
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "chroma"), "run", "--path", str(path),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            if requests.get(f"{url}/api/v2/heartbeat", timeout=1).ok:
-                return url, proc
-        except requests.RequestException:
-            time.sleep(0.25)
-    proc.kill()
-    pytest.fail("chroma server did not start")
+    try:
+        return start_chroma(path)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -19,8 +19,9 @@ from .test_e2e import ADMIN, CLIENT, files, start_gunicorn
 KILLS = 20
 
 
-def _stream(base: str, run: int, stop: threading.Event, created: set, deleted: set) -> None:
-    """Registers and erases as fast as the server answers; records only what was acknowledged."""
+def _stream(base: str, run: int, stop: threading.Event, created: set, deleting: set, deleted: set) -> None:
+    """Registers and erases as fast as the server answers; records what was acknowledged, and which erasures
+    were asked for (one in flight at the kill may or may not have happened)."""
     mine: list[str] = []
     n = 0
     while not stop.is_set():
@@ -34,6 +35,7 @@ def _stream(base: str, run: int, stop: threading.Event, created: set, deleted: s
                 mine.append(person_id)
             if n % 2 == 0 and mine:
                 gone = mine.pop(0)
+                deleting.add(gone)
                 r = requests.delete(f"{base}/v1/persons/{gone}", headers=ADMIN, timeout=10)
                 if r.status_code == 200:
                     deleted.add(gone)
@@ -44,6 +46,7 @@ def _stream(base: str, run: int, stop: threading.Event, created: set, deleted: s
 def test_sigkill_of_gunicorn_during_writes_loses_nothing(tmp_path, settings, app):
     rng = random.Random(11)
     created: set[str] = set()
+    deleting: set[str] = set()
     deleted: set[str] = set()
     env = {"FACEID_DUPLICATE_POLICY": "allow", "FACEID_RATE_LIMITS": "false"}
     data_dir = tmp_path / "data"
@@ -54,7 +57,7 @@ def test_sigkill_of_gunicorn_during_writes_loses_nothing(tmp_path, settings, app
         run_dir.mkdir()
         proc, base = start_gunicorn(run_dir, settings.models_dir, FACEID_DATA_DIR=str(data_dir), **env)
         stop = threading.Event()
-        threads = [threading.Thread(target=_stream, args=(base, run * 10 + i, stop, created, deleted))
+        threads = [threading.Thread(target=_stream, args=(base, run * 10 + i, stop, created, deleting, deleted))
                    for i in range(2)]
         for thread in threads:
             thread.start()
@@ -71,7 +74,7 @@ def test_sigkill_of_gunicorn_during_writes_loses_nothing(tmp_path, settings, app
     try:
         people, _ = store.list_persons(limit=100_000, offset=0)
         ids = {p.id for p in people}
-        assert created - deleted <= ids, "an acknowledged registration was lost"
+        assert created - deleting <= ids, "an acknowledged registration was lost"
         assert not ids & deleted, "an acknowledged erasure came back"
         assert all(p.face_count == 1 for p in people), "a half-written person"
         assert store.person_count() == len(ids), "the maintained count drifted"

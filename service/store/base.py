@@ -138,3 +138,18 @@ def unavailable_on(failures: tuple[type[BaseException], ...],
                 raise StoreUnavailable(details={"op": fn.__name__}) from exc
         return wrapper
     return decorate
+
+
+class NothingToKeepUp:
+    """The upkeep part of the contract for stores that persist nothing worth compacting (the memory store)
+    or are only ever read (the old Chroma-only format, for ``enroll migrate``)."""
+    erasures_pending = False
+
+    def compact(self) -> dict[str, Any]:
+        return {}
+
+    def upkeep(self) -> None:
+        pass
+
+    def index_state(self) -> IndexState:
+        return IndexState(generation=0, lag=0, centred=False)

@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace, now_iso
+from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
-from .base import missing_person
+from .base import NothingToKeepUp, missing_person
 from .chroma_client import model_collection, open_client, safe_name, store_errors
 from .lock import DataDirLock
 
 log = logging.getLogger(__name__)
 
 
-class ChromaStore:
+class ChromaStore(NothingToKeepUp):
     """Persons and faces of one model id (see ``store.base.FaceStore`` for the contract)."""
 
     def __init__(self, client: Any, model_id: str, dim: int, *, lock: DataDirLock | None = None) -> None:
@@ -59,18 +59,6 @@ class ChromaStore:
 
     def _collection(self, name: str) -> Any:
         return model_collection(self.client, name, self.model_id, self.dim, {"hnsw": {"space": "cosine"}})
-
-    # The old format is only read by ``enroll migrate``.
-    erasures_pending = False
-
-    def compact(self) -> dict[str, Any]:
-        return {}
-
-    def upkeep(self) -> None:
-        pass
-
-    def index_state(self) -> IndexState:
-        return IndexState(generation=0, lag=0, centred=False)
 
     def registration_lock(self) -> AbstractContextManager[Any]:
         """Only within this process: the Chroma-only format has no way to serialise across processes."""

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace, now_iso
+from ..core.records import Candidate, NewFace, Person, StoredFace, now_iso
 from ..errors import PersonExists
-from .base import missing_person
+from .base import NothingToKeepUp, missing_person
 
 
-class MemoryStore:
+class MemoryStore(NothingToKeepUp):
     def __init__(self, model_id: str, dim: int) -> None:
         self.model_id, self.dim = model_id, dim
         self._persons: dict[str, tuple[Person, np.ndarray]] = {}
@@ -127,18 +127,6 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
-
-    # Nothing is persisted, so there is nothing to compact or catch up.
-    erasures_pending = False
-
-    def compact(self) -> dict[str, Any]:
-        return {}
-
-    def upkeep(self) -> None:
-        pass
-
-    def index_state(self) -> IndexState:
-        return IndexState(generation=0, lag=0, centred=False)
 
     def registration_lock(self) -> AbstractContextManager[Any]:
         return self._lock
