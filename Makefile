@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
 .PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-breakdown \
-	bench-duplicates bench-load bench-detector clean
+	bench-duplicates bench-load bench-detector bench-scale bench-centre clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,14 @@ bench-latency: prepare
 # Where one verify's time goes, in process (decode, detection, each model's alignment and embedding).
 bench-breakdown: prepare
 	$(VPY) -m bench.breakdown
+
+# The store on realistic galleries (10k and 100k people; --galleries 1000000 for a million), embedded and
+# server; the index centre it uses is fitted by bench-centre.
+bench-scale: prepare
+	$(VPY) -m bench.scale
+
+bench-centre: prepare
+	$(VPY) -m bench.centre
 
 bench-duplicates: prepare
 	$(VPY) -m bench.duplicates

@@ -162,7 +162,7 @@ def _timed(call) -> tuple[requests.Response, float]:
 def _the_index_stops_and_comes_back(base: str, chroma_proc: subprocess.Popen) -> None:
     chroma_proc.send_signal(signal.SIGSTOP)
     try:
-        stopped_until = time.monotonic() + 20
+        stopped_until = time.monotonic() + 30
         answers = collections.Counter()
         retried = 0
         while time.monotonic() < stopped_until:

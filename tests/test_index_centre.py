@@ -60,3 +60,15 @@ def test_centred_search_returns_raw_scores_and_follows_the_generation(settings, 
         assert store.nearest_persons(probe, 1)[0].person_id == "new"  # written centred, found centred
     finally:
         store.close()
+
+
+def test_hnsw_settings_are_set_at_creation_and_hold_after_a_restart(settings, tmp_path):
+    chosen = replace(settings, data_dir=tmp_path / "data", index_hnsw_m=24, index_hnsw_construction_ef=150,
+                     index_hnsw_search_ef=120)
+    for _ in range(2):  # created, then reopened from its files
+        store = open_store(chosen, "hnsw-model", DIM)
+        try:
+            got = store.index.settings_of(store.gallery().collection)
+            assert (got["max_neighbors"], got["ef_construction"], got["ef_search"]) == (24, 150, 120)
+        finally:
+            store.close()
