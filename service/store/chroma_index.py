@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 
 CENTRED_CANDIDATES = 64
+FILL_TIMEOUT_S = 300.0  # one batch of a rebuild's fill (a stopped server still fails it, in minutes not never)
 
 
 def _page(collection: Any, offset: int) -> Any:
@@ -69,7 +70,7 @@ class CallDeadline:
         self._slots = threading.BoundedSemaphore(slots)
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="faceid-index")
 
-    def run(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def run(self, op: str, fn: Callable[..., T], *args: Any, timeout_s: float | None = None, **kwargs: Any) -> T:
         if not self._slots.acquire(blocking=False):
             log.error("index calls all stuck", extra={"op": op})
             raise StoreUnavailable("the vector index is not answering", details={"op": op})
@@ -79,12 +80,13 @@ class CallDeadline:
             self._slots.release()
             raise
         future.add_done_callback(lambda _: self._slots.release())
+        wait = self.timeout_s if timeout_s is None else timeout_s
         try:
-            return future.result(timeout=self.timeout_s)
+            return future.result(timeout=wait)
         except FutureTimeout:
-            log.error("index call timed out", extra={"op": op, "timeout_s": self.timeout_s})
+            log.error("index call timed out", extra={"op": op, "timeout_s": wait})
             raise StoreUnavailable("the vector index did not answer in time",
-                                   details={"op": op, "timeout_s": self.timeout_s}) from None
+                                   details={"op": op, "timeout_s": wait}) from None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -211,7 +213,8 @@ class PersonIndex:
         space = self._spaces.get(name)
         return (space.apply(vectors) if space is not None else np.asarray(vectors, np.float32)).tolist()
 
-    def _call(self, op: str, name: str, fn: Callable[[Any], T], *, create: bool = False) -> T:
+    def _call(self, op: str, name: str, fn: Callable[[Any], T], *, create: bool = False,
+              timeout_s: float | None = None) -> T:
         """``fn(collection)`` under the deadline; a collection dropped meanwhile is ``GenerationGone``."""
         def call() -> T:
             try:
@@ -222,7 +225,7 @@ class PersonIndex:
                     self._open.pop(name, None)
                 raise GenerationGone(details={"collection": name}) from exc
         try:
-            return self.deadline.run(op, call)
+            return self.deadline.run(op, call, timeout_s=timeout_s)
         except UNAVAILABLE as exc:
             log.error("store call failed", extra={"op": op, "error": type(exc).__name__})
             raise StoreUnavailable(details={"op": op}) from exc
@@ -251,10 +254,11 @@ class PersonIndex:
         self._call("heartbeat", name, lambda c: c.count())
         return True
 
-    def upsert(self, name: str, entries: list[tuple[str, np.ndarray]]) -> None:
+    def upsert(self, name: str, entries: list[tuple[str, np.ndarray]], *, timeout_s: float | None = None) -> None:
         if entries:
             self._call("upsert", name, lambda c: c.upsert(
-                ids=[pid for pid, _ in entries], embeddings=self._in_space(name, np.stack([v for _, v in entries]))))
+                ids=[pid for pid, _ in entries], embeddings=self._in_space(name, np.stack([v for _, v in entries]))),
+                timeout_s=timeout_s)
 
     def erase(self, name: str, person_ids: list[str]) -> None:
         """Delete vectors, overwriting each first: Chroma (like hnswlib) only marks a deleted vector, and the
@@ -298,17 +302,18 @@ class PersonIndex:
             out.update(got["ids"])
             offset += len(got["ids"])
 
-    def fill(self, name: str, entries: Iterable[tuple[str, np.ndarray]], batch: int = 1000) -> int:
-        """Add ``entries`` to ``name`` in batches (a rebuild's new generation); how many were added."""
+    def fill(self, name: str, entries: Iterable[tuple[str, np.ndarray]], batch: int = 500) -> int:
+        """Add ``entries`` to ``name`` in batches (a rebuild's new generation); how many were added. A batch
+        is HNSW work for hundreds of vectors: it gets ``FILL_TIMEOUT_S``, not a request's deadline."""
         chunk: list[tuple[str, np.ndarray]] = []
         added = 0
         for entry in entries:
             chunk.append(entry)
             if len(chunk) == batch:
-                self.upsert(name, chunk)
+                self.upsert(name, chunk, timeout_s=max(FILL_TIMEOUT_S, self.deadline.timeout_s))
                 added += len(chunk)
                 chunk = []
-        self.upsert(name, chunk)
+        self.upsert(name, chunk, timeout_s=max(FILL_TIMEOUT_S, self.deadline.timeout_s))
         return added + len(chunk)
 
     def settings_of(self, name: str) -> dict[str, Any]:

@@ -403,13 +403,17 @@ class RecordsStore:
                                                           index_outbox.c.id <= keep_from))
                 done += len(entries)
 
-    def sync(self, collection: str, person_ids: set[str]) -> None:
-        """Make ``collection`` hold these persons as the records hold them now."""
-        with self.engine.connect() as db:
-            found = dict(db.execute(select(persons.c.id, persons.c.template)
-                                    .where(self._mine, persons.c.id.in_(sorted(person_ids)))).all())
-        self.index.upsert(collection, [(pid, _vector(blob)) for pid, blob in sorted(found.items())])
-        self.index.erase(collection, sorted(person_ids - found.keys()))
+    def sync(self, collection: str, person_ids: set[str], chunk: int = 100) -> None:
+        """Make ``collection`` hold these persons as the records hold them now, a request-sized chunk at a
+        time (each index call has a request's deadline)."""
+        ordered = sorted(person_ids)
+        for start in range(0, len(ordered), chunk):
+            part = ordered[start:start + chunk]
+            with self.engine.connect() as db:
+                found = dict(db.execute(select(persons.c.id, persons.c.template)
+                                        .where(self._mine, persons.c.id.in_(part))).all())
+            self.index.upsert(collection, [(pid, _vector(blob)) for pid, blob in sorted(found.items())])
+            self.index.erase(collection, [pid for pid in part if pid not in found])
 
     @db_errors
     def reconcile(self) -> dict[str, int]:

@@ -130,9 +130,7 @@ def reconcile(store: RecordsStore) -> dict[str, int]:
         known = set(db.execute(select(persons.c.id).where(persons.c.model_id == store.model_id)).scalars())
     missing, orphans = known - indexed, indexed - known
     with store.index_lock():
-        for start in range(0, len(missing), 1000):
-            store.sync(gallery.collection, set(sorted(missing)[start:start + 1000]))
-        store.index.erase(gallery.collection, sorted(orphans))
+        store.sync(gallery.collection, missing | orphans)  # an orphan has no record: sync erases it
     fixed = {"added": len(missing), "refreshed": 0, "removed": len(orphans)}
     if missing or orphans:
         log.warning("index reconciled with the records", extra=fixed)
