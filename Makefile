@@ -57,11 +57,17 @@ system-deps:
 	  else echo "Chromium is missing (admin console tests): run  sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
 lint: install-dev
-	$(VENV)/bin/ruff check service enroll bench tests
+	$(VENV)/bin/ruff check service enroll bench tests deploy
 	$(VENV)/bin/mypy
 
 test: system-deps install-dev prepare lint
 	$(VPY) -m pytest -q
+
+# The image and the compose stack on this machine's Docker (not part of `make test`: ~10 min): builds the base
+# images from Debian's packages, the images, brings deploy/compose.yaml up, registers through the proxy, kills an
+# instance under load, starts one on a root-owned bind mount (deploy/test_stack.py; results in var/docker-test/).
+test-docker: install-dev
+	$(VPY) deploy/test_stack.py
 
 run: prepare
 	$(VENV)/bin/gunicorn -c config/gunicorn.conf.py "service:create_app()"

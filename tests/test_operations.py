@@ -3,8 +3,10 @@ requests move its counters (multiprocess mode), configuration errors named befor
 draining (/readyz 503 first, requests still served, then a clean exit), and library logs kept quiet."""
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,3 +202,13 @@ def test_library_request_lines_are_quiet(caplog):
     for name in ("httpx", "httpcore", "chromadb"):
         assert not logging.getLogger(name).isEnabledFor(logging.INFO)
     assert logging.getLogger("faceid.http").isEnabledFor(logging.INFO)
+
+
+def test_the_grafana_dashboard_charts_only_exported_metrics(client):
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    charted = {re.sub(r"_(bucket|total|count|sum)$", "", name)
+               for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"faceid_[a-z_]+", target["expr"])}
+    exported = {family.name for family in
+                text_string_to_metric_families(client.get("/metrics", headers=ADMIN).get_data(as_text=True))}
+    assert charted and charted <= exported, charted - exported
