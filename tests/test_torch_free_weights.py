@@ -170,3 +170,15 @@ def test_prepare_needs_no_torch_and_writes_the_same_files(settings, pipeline, tm
         mine = settings.models_dir / name
         if mine.is_file():
             assert (tmp_path / "models" / name).read_bytes() == mine.read_bytes(), name
+
+
+def test_the_runtime_lock_holds_no_torch_cuda_or_test_tools():
+    """What `make install` and the image install (requirements.lock, requirements-nodeps.lock): the runtime only."""
+    import re
+
+    names = {m.group(1).lower() for lock in ("requirements.lock", "requirements-nodeps.lock")
+             for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", (ROOT / lock).read_text(), re.M)}
+    assert {"openvino", "onnx", "chromadb", "gunicorn", "prometheus-client", "facenet-pytorch"} <= names
+    banned = {n for n in names if re.match(r"(torch|torchvision|nvidia-|triton|pytest|mypy|ruff|playwright|"
+                                           r"schemathesis|tensorboard)", n)}
+    assert not banned, banned
