@@ -234,10 +234,15 @@ def metrics_and_logs(admin: str) -> None:
     assert requests_total > 0 and gallery >= 2
     assert requests.get(f"{PROXY}/metrics", timeout=10).status_code == 404  # never through the proxy
     logs = compose("logs", "--no-color", "faceid-a", "faceid-b", capture=True).stdout
-    library_lines = [line for line in logs.splitlines() if '"logger": "httpx"' in line or "HTTP Request:" in line]
+    library_lines = [line for line in logs.splitlines() if '"logger": "httpx"' in line or "HTTP Request:" in line
+                     or "Control server error" in line]
     result["library_request_log_lines"] = len(library_lines)
     assert not library_lines, library_lines[:3]
     log(f"/metrics on faceid-b: {requests_total:.0f} requests counted, gallery {gallery:.0f}; no library request lines")
+    cli = compose("exec", "-T", "faceid-b", "faceid-entrypoint", "python", "-m", "enroll", "keys", "list",
+                  capture=True, check=False)
+    result["cli_through_entrypoint"] = cli.returncode
+    assert cli.returncode == 0 and "first admin key" in cli.stdout, (cli.stdout, cli.stderr)
 
 
 def root_owned_bind_mount() -> None:
