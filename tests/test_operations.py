@@ -149,6 +149,9 @@ def test_sigterm_drains_before_stopping(metered):
                 return  # the server has stopped accepting
 
     assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+    joe = requests.post(f"{base}/v1/persons", headers=E2E_CLIENT, data={"name": "Joe", "person_id": "joe"},
+                        files=files("people/Joe_Biden/0001.jpg"), timeout=60)
+    assert joe.status_code in (201, 409)  # 409: the metrics test registered him already
     worker = threading.Thread(target=keep_verifying)
     worker.start()
     time.sleep(0.5)
