@@ -32,8 +32,9 @@ COPY config ./config
 COPY bench/results ./bench/results
 # MTCNN and the default model converted once, at build time, without torch: a broken conversion fails the build.
 # The entrypoint seeds a data dir's models/ from here, so a container never converts at start.
+# prepare writes them owner-only (root's here): readable by all, so uid 10001 can copy them into its data dir.
 RUN FACEID_DATA_DIR=/opt/faceid/seed /opt/venv/bin/python -m service.prepare \
-    && rm -f /opt/faceid/seed/*.jsonl /opt/faceid/seed/*.txt
+    && rm -f /opt/faceid/seed/*.jsonl /opt/faceid/seed/*.txt && chmod -R a+rX /opt/faceid/seed/models
 
 FROM ${BASE}
 ARG VERSION=0.1.0

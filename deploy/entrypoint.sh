@@ -41,6 +41,7 @@ fi
 rm -f "$probe"
 
 if [ ! -d "$DATA/models" ] && [ -d "$SEED" ]; then
-    cp -r "$SEED" "$DATA/models.seed.$$" && mv "$DATA/models.seed.$$" "$DATA/models"
+    cp -r "$SEED" "$DATA/models.seed.$$" && mv "$DATA/models.seed.$$" "$DATA/models" \
+        || { rm -rf "$DATA/models.seed.$$"; echo "faceid: models not seeded; the service converts them" >&2; }
 fi
 exec "$@"

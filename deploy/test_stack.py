@@ -235,10 +235,12 @@ def metrics_and_logs(admin: str) -> None:
     assert requests.get(f"{PROXY}/metrics", timeout=10).status_code == 404  # never through the proxy
     logs = compose("logs", "--no-color", "faceid-a", "faceid-b", capture=True).stdout
     library_lines = [line for line in logs.splitlines() if '"logger": "httpx"' in line or "HTTP Request:" in line
-                     or "Control server error" in line]
+                     or "Control server error" in line or "Permission denied" in line
+                     or '"msg": "preparing model"' in line]  # the models come converted with the image
     result["library_request_log_lines"] = len(library_lines)
     assert not library_lines, library_lines[:3]
-    log(f"/metrics on faceid-b: {requests_total:.0f} requests counted, gallery {gallery:.0f}; no library request lines")
+    log(f"/metrics on faceid-b: {requests_total:.0f} requests counted, gallery {gallery:.0f}; no library request "
+        "lines, no permission errors, no conversion at start")
     cli = compose("exec", "-T", "faceid-b", "faceid-entrypoint", "python", "-m", "enroll", "keys", "list",
                   capture=True, check=False)
     result["cli_through_entrypoint"] = cli.returncode
@@ -263,6 +265,8 @@ def root_owned_bind_mount() -> None:
             time.sleep(3)
             status = run("docker", "inspect", "--format", "{{.State.Health.Status}}", name, capture=True).stdout.strip()
         users = run("docker", "top", name, "-o", "pid,uid,cmd", capture=True).stdout
+        logs = run("docker", "logs", name, capture=True).stderr
+        assert "Permission denied" not in logs and '"msg": "preparing model"' not in logs, logs[-2000:]
         owner = folder.stat().st_uid
         run("docker", "rm", "-f", name, capture=True)
         result["root_owned_bind_mount"] = {"default_user_exit": plain.returncode, "as_root_then_dropped": status,
