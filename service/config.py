@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = ROOT / "config" / "faceid.toml"
 ENV_PREFIX = "FACEID_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"  # the settings file itself: not a setting
+# API keys and the metrics token: long enough that guessing one is hopeless even without the rate limits.
+MIN_SECRET_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Settings:
     # host:port that `make run` binds gunicorn to.
     bind: str = "127.0.0.1:8000"
     log_level: str = "INFO"
+    # On SIGTERM, /readyz answers 503 for this many seconds while requests are still served, so a load balancer
+    # stops sending new ones before the workers stop accepting; then in-flight requests finish.
+    drain_s: float = 5.0
     # gunicorn worker processes and threads per worker. More than one worker needs a Chroma server.
     workers: int = 1
     threads: int = 4
@@ -161,6 +166,9 @@ class Settings:
     # When either is set, the first start creates no keys.
     admin_keys: tuple[str, ...] = ()
     client_keys: tuple[str, ...] = ()
+    # A bearer token for GET /metrics (Prometheus's `authorization` setting), so a scraper needs no admin key;
+    # empty: /metrics answers admin keys only.
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def models_dir(self) -> Path:
@@ -215,6 +223,8 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
     env = os.environ if env is None else env
     path = Path(env.get(CONFIG_ENV, config_file or DEFAULT_CONFIG_FILE))
     raw: dict[str, Any] = {}
+    if CONFIG_ENV in env and not path.is_file():  # named on purpose: a typo must not fall back to defaults
+        raise ConfigError(f"{CONFIG_ENV} names {path}, which is not a file", details={"key": CONFIG_ENV})
     if path.is_file():
         try:
             raw = tomllib.loads(path.read_text())
@@ -283,6 +293,16 @@ def _validate(s: Settings) -> None:
     need(s.max_metadata_bytes >= 2, "max_metadata_bytes", "must be positive")
     need(not (s.chroma_url and not s.chroma_url.startswith(("http://", "https://"))), "chroma_url",
          "expected http(s)://host:port")
+    need(not s.metrics_token or len(s.metrics_token) >= MIN_SECRET_LENGTH, "metrics_token",
+         f"at least {MIN_SECRET_LENGTH} characters")
+    for key in ("admin_keys", "client_keys"):
+        need(all(len(k) >= MIN_SECRET_LENGTH for k in getattr(s, key)), key,
+             f"every API key needs at least {MIN_SECRET_LENGTH} characters")
+    need(not s.database_url.startswith("postgres:"), "database_url",
+         "postgres:// is not a SQLAlchemy URL: write postgresql+psycopg://user:password@host:5432/db")
+    need(not s.database_url or s.database_url.startswith(("sqlite", "postgresql")), "database_url",
+         "expected sqlite:///path or postgresql+psycopg://user:password@host:5432/db")
+    need(s.drain_s >= 0, "drain_s", "seconds, 0 = stop at once")
     need(s.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "log_level", "DEBUG/INFO/WARNING/ERROR")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from .config import Settings
+from .config import MIN_SECRET_LENGTH, Settings
 from .core.keys import CLIENT_SCOPES, ApiKey, Keys, hash_key
 from .core.records import now_iso
 from .errors import ConfigError
@@ -28,7 +28,7 @@ from .store.keys import SqlKeyTable
 
 OLD_KEY_FILE = "api_keys.json"
 FIRST_KEYS_FILE = "first-start-keys.txt"
-MIN_KEY_LENGTH = 16
+MIN_KEY_LENGTH = MIN_SECRET_LENGTH
 _SCOPES_OF = {"admin": ("admin",), "client": CLIENT_SCOPES}
 
 

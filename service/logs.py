@@ -40,8 +40,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+# Libraries that log a line per call at INFO (the HTTP client under the Chroma client logs every request to
+# the Chroma server): warnings only, unless the service itself logs at DEBUG.
+QUIET_LIBRARIES = ("httpx", "httpcore", "urllib3", "chromadb", "posthog", "opentelemetry", "alembic", "limits")
+
+
 def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         root.setLevel(level.upper())
         return

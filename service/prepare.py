@@ -7,13 +7,16 @@ import time
 
 from .compose import build_pipeline
 from .config import load_settings
-from .errors import FaceIdError
+from .errors import ConfigError, FaceIdError
 
 
 def main() -> int:
     started = time.monotonic()
     try:
         pipeline = build_pipeline(load_settings()).prepare()
+    except ConfigError as exc:  # the settings, not the model: say so
+        print(f"configuration error: {exc.message}", file=sys.stderr)
+        return 2
     except FaceIdError as exc:
         print(f"model preparation failed: {exc.message}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import selectors
 import socket
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -25,9 +26,12 @@ from typing import Any
 from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from .lifecycle import draining
+
 HEAD_TIMEOUT = 5.0    # whole head, from accept (new conn) or from readable again (kept-alive conn)
 READ_TIMEOUT = 10.0   # longest stall of one recv/send while a pool thread serves the request
 MAX_HEAD = 64 * 1024  # a bigger head is answered 431 by the poller
+DRAIN_S = 5.0         # SIGTERM -> /readyz 503 for this long, still serving; then gthread's graceful stop
 TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n"
 
 
@@ -57,6 +61,17 @@ class HeadFirstWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.heads: dict[TConn, float] = {}  # conn -> deadline, while its head is being buffered
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: drain first (see ``service.lifecycle``), then gthread's own graceful stop. A second SIGTERM
+        stops at once."""
+        if DRAIN_S <= 0 or draining.is_set():
+            return super().handle_exit(sig, frame)
+        draining.set()
+        self.log.info("draining: /readyz answers 503 for %.1fs, then in-flight requests finish", DRAIN_S)
+        timer = threading.Timer(DRAIN_S, super().handle_exit, (sig, frame))
+        timer.daemon = True
+        timer.start()
 
     def accept(self, listener: socket.socket) -> None:
         try:

@@ -42,7 +42,14 @@ def test_a_misspelled_environment_variable_stops_the_start(tmp_path):
         load_settings(tmp_path / "none.toml", env={"FACEID_DETECT_MAX_SIZE": "800"})
     assert err.value.details["keys"] == ["FACEID_DETECT_MAX_SIZE"]
     # the settings file's own variable and other programs' variables are not settings
-    load_settings(tmp_path / "none.toml", env={"FACEID_CONFIG": str(tmp_path / "none.toml"), "HOME": "/root"})
+    (tmp_path / "empty.toml").write_text("")
+    load_settings(tmp_path / "none.toml", env={"FACEID_CONFIG": str(tmp_path / "empty.toml"), "HOME": "/root"})
+
+
+def test_a_settings_file_named_but_missing_stops_the_start(tmp_path):
+    """FACEID_CONFIG is named on purpose: a typo there must not start the service on the defaults."""
+    with pytest.raises(ConfigError, match="FACEID_CONFIG names .*none.toml, which is not a file"):
+        load_settings(env={"FACEID_CONFIG": str(tmp_path / "none.toml")})
 
 
 def test_every_setting_is_documented_in_the_shipped_file():

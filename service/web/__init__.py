@@ -10,6 +10,7 @@ from ..compose import attach_audit_table, build_keys, build_recognizer, detach_a
 from ..config import Settings, load_settings
 from ..logs import configure_audit, configure_logging
 from . import admin, audit, compactor, context, detect, docs, errors, health, keys, limits, matching, persons, requests
+from . import metrics as prometheus
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     context.init_app(app, settings, recognizer, api_keys, attach_audit_table(settings))
     app.extensions["faceid.upkeep"] = compactor.start(recognizer, settings.compact_interval_s)
     requests.init_app(app)
+    prometheus.init_app(app)
     errors.init_app(app)
     for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, keys.bp, audit.bp, docs.bp, admin.api,
                       admin.console):

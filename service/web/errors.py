@@ -22,6 +22,7 @@ def error_response(error: e.FaceIdError) -> tuple[Response, int]:
     if isinstance(error, e.DuplicateFace) and not reveals_scores():  # who else is enrolled is not theirs to see
         message = "a face matches a person already enrolled"
         details = {k: v for k, v in details.items() if k == "image_index"}
+    g.error_code = error.code  # counted by the metrics (web/metrics.py)
     return jsonify(schemas.error(error.code, message, details, g.get("request_id"))), error.status
 
 

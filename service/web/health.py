@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from ..errors import StoreUnavailable
+from ..lifecycle import draining
 from . import models, schemas
 from .context import get_recognizer
 from .openapi import operation
@@ -21,11 +22,11 @@ def healthz() -> Response:
 @operation("Readiness: the models are loaded and the store answers", rate_limited=False,
            responses={200: models.Ready, 503: models.Ready})
 def readyz() -> tuple[Response, int]:
-    """Ready when the models are loaded and the store answers."""
+    """Ready when the models are loaded and the store answers, and not while draining after SIGTERM."""
     recognizer = get_recognizer()
     try:
         store = recognizer.store.heartbeat()
     except StoreUnavailable:
         store = False
-    body = schemas.readiness(recognizer.model_id, recognizer.ready, bool(store))
+    body = schemas.readiness(recognizer.model_id, recognizer.ready, bool(store), draining.is_set())
     return jsonify(body), 200 if body["status"] == "ready" else 503

@@ -26,7 +26,7 @@ from . import inputs
 from .auth import caller
 from .context import get_settings
 
-UNLIMITED = ("/healthz", "/readyz", "/docs", "/openapi.json")
+UNLIMITED = ("/healthz", "/readyz", "/docs", "/openapi.json", "/metrics")
 
 
 def _caller() -> tuple[str, bool]:

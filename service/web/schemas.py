@@ -143,8 +143,8 @@ def alive() -> dict[str, Any]:
     return _body(m.Alive(status="ok"))
 
 
-def readiness(model_id: str, model_ready: bool, store_ready: bool) -> dict[str, Any]:
-    ok = model_ready and store_ready
+def readiness(model_id: str, model_ready: bool, store_ready: bool, draining: bool = False) -> dict[str, Any]:
+    ok = model_ready and store_ready and not draining  # draining after SIGTERM: still serving, send nothing new
     return _body(m.Ready(status="ready" if ok else "not_ready", model=model_id,
                          checks=m.ReadyChecks(model=model_ready, store=store_ready)))
 

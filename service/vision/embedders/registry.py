@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from ...config import Settings
@@ -27,8 +28,10 @@ class ModelSpec:
     build: Callable[[Settings], Embedder]
 
 
-def _facenet(source: FaceNetSource) -> ModelSpec:
-    return ModelSpec(FACENET_DIM, lambda s: FaceNetEmbedder(source, s.models_dir, threads=s.embed_threads,
+def _facenet(source: Callable[[], FaceNetSource]) -> ModelSpec:
+    """FaceNet's weights are looked up when the embedder is built, not when the registry is listed: they are an
+    optional extra, and a runtime without them must still list and serve every other model."""
+    return ModelSpec(FACENET_DIM, lambda s: FaceNetEmbedder(source(), s.models_dir, threads=s.embed_threads,
                                                              flip=s.flip_tta, margin=s.face_margin))
 
 
@@ -41,11 +44,11 @@ BUILT_IN: dict[str, ModelSpec] = {
 def registry(settings: Settings) -> dict[str, ModelSpec]:
     """Every single model id: the built-in ones, the packaged FaceNet, and the configured FaceNet files."""
     models = dict(BUILT_IN)
-    models[FACENET_CASIA] = _facenet(FaceNetSource(FACENET_CASIA, facenet_graph_path(), "tf_graph"))
+    models[FACENET_CASIA] = _facenet(lambda: FaceNetSource(FACENET_CASIA, facenet_graph_path(), "tf_graph"))
     for model_id, path in settings.facenet_state_dicts.items():
         if model_id in models:
             raise ConfigError(f"model id {model_id} is built in", details={"key": "facenet_state_dicts"})
-        models[model_id] = _facenet(FaceNetSource(model_id, Path(path).expanduser(), "state_dict"))
+        models[model_id] = _facenet(partial(FaceNetSource, model_id, Path(path).expanduser(), "state_dict"))
     return models
 
 

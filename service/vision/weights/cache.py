@@ -1,8 +1,9 @@
 """Offline model preparation: weights from installed packages -> cached, checksummed ONNX files.
 
-Nothing here touches the network. A source (``facenet.FaceNetSource``, ``dlib_resnet.DlibResNetSource``,
-``mtcnn.MtcnnNetSource``)
-builds a torch module from its packaged weights, which is exported to ONNX once. Each ONNX file is cached
+Nothing here touches the network. A source (``mtcnn.MtcnnNetSource``, ``dlib_resnet.DlibResNetSource``,
+``sface.SFaceFp32Source``) writes its ONNX graph straight from its packaged weights, without torch;
+``facenet.FaceNetSource`` builds a torch module that is exported to ONNX (the optional FaceNet extra, the only
+torch left). Each ONNX file is cached
 in the data directory next to a manifest holding its checksum and the source's checksum: reused while both
 match, rebuilt when the source changes, refused when tampered with.
 """
@@ -25,7 +26,8 @@ from ...errors import ModelError
 log = logging.getLogger(__name__)
 
 # Bump when the conversion code changes in a way that changes the exported file.
-CONVERTER_VERSION = 1
+# 2: MTCNN and dlib written by onnx.helper instead of torch's exporter (same networks, different files).
+CONVERTER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ def sha256_file(path: Path) -> str:
 
 
 class OnnxSource(Protocol):
-    """Packaged weights that become one ONNX file: ``build`` gives the torch module to export."""
+    """Packaged weights that become one ONNX file: ``build`` gives the model (an ONNX graph, or a torch module
+    for FaceNet) that the source's ``export``, or ``export_onnx``, writes."""
     @property
     def model_id(self) -> str: ...
 

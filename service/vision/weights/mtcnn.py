@@ -1,26 +1,79 @@
 """MTCNN's three networks from the weights facenet-pytorch ships (``facenet_pytorch/data/{p,r,o}net.pt``),
-exported to ONNX once at preparation time, so the service detects faces with OpenVINO (``vision.runtime``)
-and never imports torch while it serves.
+written as ONNX graphs once at preparation time, so the service detects faces with OpenVINO (``vision.runtime``).
 
-Each exported graph takes RGB pixels 0..255 (NCHW float32) and does MTCNN's ``(x - 127.5) / 128`` itself.
+No torch at any point: the state dicts are read by ``torch_pickle`` (an allow-listed unpickler) and each graph
+states facenet-pytorch's layers directly (``PNet``/``RNet``/``ONet`` in ``facenet_pytorch/models/mtcnn.py``),
+the same operators its torch export used; ``tests/test_mtcnn_graphs.py`` compares both where torch is installed.
+
+Each graph takes RGB pixels 0..255 (NCHW float32) and does MTCNN's ``(x - 127.5) / 128`` itself.
 P-Net is fully convolutional: its graph has free height and width (one run per pyramid scale). R-Net (24 px)
 and O-Net (48 px) take a batch of candidate crops.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .packaged import MTCNN_ONET, MTCNN_PNET, MTCNN_RNET, PackagedFile
+import numpy as np
 
-# Network -> (its weights file, input side used for the export, output names in the module's order).
+from ...errors import ModelError
+from .onnx_graph import GraphBuilder, save_model
+from .packaged import MTCNN_ONET, MTCNN_PNET, MTCNN_RNET, PackagedFile
+from .torch_pickle import load_state_dict
+
+# Network -> (its weights file, input side, output names in the module's order).
 NETS: dict[str, tuple[PackagedFile, int, tuple[str, ...]]] = {
     "pnet": (MTCNN_PNET, 12, ("reg", "prob")),
     "rnet": (MTCNN_RNET, 24, ("reg", "prob")),
     "onet": (MTCNN_ONET, 48, ("reg", "landmarks", "prob")),
 }
+# Per network: (conv layer, max pool after its PReLU as (kernel, stride), or None), in order.
+_CONVS: dict[str, list[tuple[str, tuple[int, int] | None]]] = {
+    "pnet": [("1", (2, 2)), ("2", None), ("3", None)],
+    "rnet": [("1", (3, 2)), ("2", (3, 2)), ("3", None)],
+    "onet": [("1", (3, 2)), ("2", (3, 2)), ("3", (2, 2)), ("4", None)],
+}
+# Per network: its hidden dense layer and heads (output name -> layer; softmax on "prob").
+_DENSE: dict[str, tuple[str, dict[str, str]]] = {
+    "rnet": ("dense4", {"reg": "dense5_2", "prob": "dense5_1"}),
+    "onet": ("dense5", {"reg": "dense6_2", "landmarks": "dense6_3", "prob": "dense6_1"}),
+}
+
+
+def build_mtcnn_net(net: str, state: dict[str, np.ndarray]) -> Any:
+    """The ONNX model of facenet-pytorch's ``net`` holding ``state``'s weights."""
+    g = GraphBuilder(f"mtcnn-{net}")
+    try:
+        x = g.op("Mul", g.op("Sub", "input", g.const(127.5)), g.const(0.0078125))
+        for layer, pool in _CONVS[net]:
+            x = g.conv(x, state[f"conv{layer}.weight"], state[f"conv{layer}.bias"])
+            x = g.prelu(x, state[f"prelu{layer}.weight"], spatial=True)
+            if pool is not None:
+                x = g.op("MaxPool", x, kernel_shape=[pool[0]] * 2, strides=[pool[1]] * 2, ceil_mode=1)
+        if net == "pnet":
+            heads = {"reg": g.conv(x, state["conv4_2.weight"], state["conv4_2.bias"]),
+                     "prob": g.op("Softmax", g.conv(x, state["conv4_1.weight"], state["conv4_1.bias"]), axis=1)}
+        else:
+            hidden, outputs = _DENSE[net]
+            # facenet-pytorch flattens in (N, W, H, C) order: permute(0, 3, 2, 1) before view.
+            x = g.op("Flatten", g.op("Transpose", x, perm=[0, 3, 2, 1]), axis=1)
+            x = g.prelu(g.linear(x, state[f"{hidden}.weight"], state[f"{hidden}.bias"]),
+                        state[f"prelu{hidden[-1]}.weight"], spatial=False)
+            heads = {name: g.linear(x, state[f"{layer}.weight"], state[f"{layer}.bias"])
+                     for name, layer in outputs.items()}
+            heads["prob"] = g.op("Softmax", heads["prob"], axis=1)
+    except KeyError as exc:
+        raise ModelError(f"MTCNN {net} weights lack {exc}") from exc
+    side = NETS[net][1]
+    if net == "pnet":
+        shape: list[Any] = ["batch", 3, "height", "width"]
+        out_shape = lambda c: ["batch", c, "out_height", "out_width"]  # noqa: E731
+    else:
+        shape = ["batch", 3, side, side]
+        out_shape = lambda c: ["batch", c]  # noqa: E731
+    channels = {"reg": 4, "prob": 2, "landmarks": 10}
+    return g.model([("input", shape)], [(heads[name], name, out_shape(channels[name])) for name in NETS[net][2]])
 
 
 @dataclass(frozen=True)
@@ -39,34 +92,7 @@ class MtcnnNetSource:
         return NETS[self.net][1]
 
     def build(self) -> Any:
-        import torch
-        from facenet_pytorch.models import mtcnn as fp
-
-        net = {"pnet": fp.PNet, "rnet": fp.RNet, "onet": fp.ONet}[self.net](pretrained=False)
-        net.load_state_dict(torch.load(self.path, map_location="cpu", weights_only=True))
-
-        class Normalised(torch.nn.Module):
-            """The network behind MTCNN's fixed input scaling, so callers pass raw pixels."""
-
-            def __init__(self) -> None:
-                super().__init__()
-                self.net = net
-
-            def forward(self, x: Any) -> Any:
-                return self.net((x - 127.5) * 0.0078125)
-
-        return Normalised().eval()
+        return build_mtcnn_net(self.net, load_state_dict(self.path))
 
     def export(self, model: Any, path: Path) -> None:
-        import torch
-
-        outputs = NETS[self.net][2]
-        batch = {0: "batch"}
-        spatial = {0: "batch", 2: "height", 3: "width"} if self.net == "pnet" else batch
-        dynamic = {"input": spatial, **{name: spatial if self.net == "pnet" else batch for name in outputs}}
-        dummy = torch.zeros(1, 3, self.input_size, self.input_size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: see cache.export_onnx
-            torch.onnx.export(model, (dummy,), str(path), input_names=["input"], output_names=list(outputs),
-                              dynamic_axes=dynamic, opset_version=17, dynamo=False)
+        save_model(model, path)
