@@ -111,7 +111,8 @@ class LastAdminKey(Conflict, code="last_admin_key", message="this is the last ac
 
 class PayloadTooLarge(FaceIdError, code="payload_too_large", status=413,
                       message="the request or image is too large"):
-    """Request body, image bytes or pixel count over the limit (decompression bombs included)."""
+    """Request body, image bytes or pixel count over the limit (decompression bombs included), or a JPEG with
+    more scans than `MAX_JPEG_SCANS` (64) would cost to decode (`details.scans`)."""
 
 
 class UnsupportedMediaType(FaceIdError, code="unsupported_media_type", status=415,
@@ -135,6 +136,11 @@ class NoFace(FaceProblem, code="no_face", message="no face found in the image"):
 class MultipleFaces(FaceProblem, code="multiple_faces",
                     message="more than one face found where exactly one is required"):
     """More than one person in an enrollment image."""
+
+
+class TooManyFaces(FaceProblem, code="too_many_faces", message="the image has more faces than one request may take"):
+    """Detect or identify (`all_faces=true`) found more faces than `max_faces_per_request`
+    (`details.faces`, `details.max_faces`); crop the photo or send it in parts."""
 
 
 class LowQuality(FaceProblem, code="low_quality", message="the face is not good enough to enroll"):

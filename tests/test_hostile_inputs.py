@@ -9,9 +9,12 @@ import pytest
 from PIL import Image
 
 from .conftest import ADMIN, CLIENT, fixture_bytes
+from .hostile import face_grid, scan_bomb
 from .test_api_detect import assert_error
 
 KIT = fixture_bytes("people/Kit_Harington/0001.jpg")
+SCAN_BOMB = scan_bomb(7000, 5000)  # ~30 s of CPU if it were decoded
+CROWD = face_grid(8)  # 64 faces, more than max_faces_per_request (50)
 
 
 def png16(size: int) -> bytes:
@@ -85,6 +88,12 @@ CASES = [
      json.dumps({"threshold": 0.01, "images": [b64(KIT)] * 2}).encode(), 400, "validation_error"),
     ("verify an unknown person", "post", "/v1/verify", JSON,
      json.dumps({"person_id": "nobody", "image": b64(KIT)}).encode(), 404, "person_not_found"),
+    ("a progressive JPEG with 5,000 empty scans", "post", "/v1/identify", None,
+     {"image": (io.BytesIO(SCAN_BOMB), "bomb.jpg")}, 413, "payload_too_large"),
+    ("64 faces to identify", "post", "/v1/identify", None,
+     {"all_faces": "true", "image": (io.BytesIO(CROWD), "crowd.jpg")}, 422, "too_many_faces"),
+    ("64 faces to detect", "post", "/v1/detect", JSON, json.dumps({"image": b64(CROWD)}).encode(), 422,
+     "too_many_faces"),
     ("16-bit PNG past the decode budget", "post", "/v1/detect", JSON,
      json.dumps({"image": b64(png16(9000))}).encode(), 413, "payload_too_large"),
     ("a forged list cursor", "get", "/v1/persons?cursor=WyJrIiwgMV0", None, None, 400, "validation_error"),

@@ -140,3 +140,45 @@ def test_heic_from_an_iphone_decodes_and_its_face_is_found(client):
     r = client.post("/v1/detect", data={"image": (io.BytesIO(heic), "photo.heic")}, headers=CLIENT,
                     content_type="multipart/form-data")
     assert r.status_code == 200 and len(r.get_json()["faces"]) >= 1
+
+
+def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
+    """5,000 empty scans on 7000 x 7000 pixels: ~50 kB that cost libjpeg a pass over 766k blocks per scan."""
+    import time
+
+    from service.core.images import MAX_JPEG_SCANS
+
+    from .hostile import scan_bomb
+    small = scan_bomb(2000, 300)
+    started = time.process_time()
+    Image.open(io.BytesIO(small)).load()  # what it costs when nothing counts the scans
+    unchecked = time.process_time() - started
+    bomb = scan_bomb(7000, 5000)
+    assert len(bomb) < 300_000
+    started = time.process_time()
+    err = pytest.raises(PayloadTooLarge, decode_image, bomb, **LIMITS)
+    assert time.process_time() - started < 0.05 < unchecked  # and the real bomb is ~200 times `small`'s work
+    assert err.value.details == {"scans": MAX_JPEG_SCANS + 1, "max_scans": MAX_JPEG_SCANS}
+
+
+def test_scans_are_counted_as_libjpeg_reads_them(photo):
+    from service.core.images import MAX_JPEG_SCANS, jpeg_scans
+
+    from .hostile import scan_bomb
+    assert jpeg_scans(encode(photo, "JPEG"), 100) == 1
+    progressive = encode(photo, "JPEG", progressive=True)
+    assert jpeg_scans(progressive, 100) == progressive.count(b"\xff\xda") == 10
+    # An EXIF thumbnail (a whole JPEG inside APP1) is a segment's payload, not scans of the image.
+    exif = Image.Exif()
+    exif[0x010E] = "x"
+    thumb = encode(photo.resize((160, 90)), "JPEG", progressive=True)
+    with_thumb = progressive[:2] + b"\xff\xe1" + struct.pack(">H", len(thumb) + 8) + b"Exif\0\0" + thumb + \
+        progressive[2:]
+    assert jpeg_scans(with_thumb, 100) == 10
+    # Stray bytes before a marker: libjpeg skips them with a warning and reads on, so the count does too.
+    bomb = scan_bomb(500, MAX_JPEG_SCANS + 1)
+    at = bomb.find(b"\xff\xda")
+    hidden = bomb[:at] + b"\x00junk" + bomb[at:]
+    assert jpeg_scans(hidden, MAX_JPEG_SCANS) == MAX_JPEG_SCANS + 1
+    pytest.raises(PayloadTooLarge, decode_image, hidden, **LIMITS)
+    assert decode_image(scan_bomb(500, MAX_JPEG_SCANS), **LIMITS).shape == (500, 500, 3)  # at the limit

@@ -6,10 +6,19 @@ before the pixels are decompressed, so a small file that expands to gigabytes (a
 without allocating it. Pixels alone do not bound memory: a 16-bit or float image needs more bytes per pixel,
 so the decoded size (the decoder's buffer plus the RGB result) is held to a budget too, and high bit depths
 are converted with integer arithmetic instead of float64 copies.
+
+Bytes and pixels do not bound the *work* either: a progressive JPEG is decoded scan by scan, each scan a pass
+over every block of the image, and a scan can be a few bytes. 5,000 empty scans on a 7000x7000 canvas (~200 kB)
+took 30 s of CPU, so the scans are counted from the marker structure (a regex over the bytes, no decoding)
+and a JPEG with more than ``MAX_JPEG_SCANS`` is refused before libjpeg sees it. Encoders write 1 (baseline)
+to about 10 (libjpeg's progressive script, mozjpeg's optimised ones): 64 leaves room for odd encoders and
+costs at most ~0.4 s on the largest image the pixel limit lets in.
 """
 from __future__ import annotations
 
 import io
+import re
+import struct
 import warnings
 
 import numpy as np
@@ -26,6 +35,41 @@ SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4,
                "CMYK": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}
 DEFAULT_MAX_DECODED_BYTES = 384 * 1024 * 1024
+MAX_JPEG_SCANS = 64
+# Inside entropy-coded data a 0xFF byte is followed by 0x00 (stuffing) or a restart marker; anything else
+# after it (fill bytes aside) is the next marker.
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_SOS, _EOI = 0xDA, 0xD9
+_NO_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # TEM, SOI, RSTn: markers without a segment
+
+
+def jpeg_scans(data: bytes, stop_after: int) -> int:
+    """The number of scans (SOS markers) of the JPEG in ``data``, counted up to ``stop_after`` + 1: the
+    walk follows the segment lengths and jumps over each scan's entropy-coded data with one regex search, so
+    it costs microseconds per scan and never reads a segment's payload (an EXIF thumbnail's scans are not
+    counted). Stray bytes between segments are skipped as libjpeg skips them, so they cannot hide scans."""
+    scans, at, end = 0, 2, len(data)
+    while scans <= stop_after:
+        at = data.find(b"\xff", at)  # libjpeg skips stray bytes before a marker too (with a warning)
+        if at < 0 or at + 4 > end:
+            break
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker == _EOI:
+            break
+        if marker in _NO_LENGTH or marker == 0x00:
+            at += 2
+            continue
+        at += 2 + struct.unpack_from(">H", data, at + 2)[0]
+        if marker == _SOS:
+            scans += 1
+            found = _NEXT_MARKER.search(data, at)
+            if found is None:
+                break
+            at = found.start()
+    return scans
 
 
 def decoded_bytes(mode: str, width: int, height: int) -> int:
@@ -34,7 +78,8 @@ def decoded_bytes(mode: str, width: int, height: int) -> int:
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int,
-                 max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES) -> np.ndarray:
+                 max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+                 max_jpeg_scans: int = MAX_JPEG_SCANS) -> np.ndarray:
     """Decode ``data`` into an (H, W, 3) RGB uint8 array with EXIF orientation applied."""
     if not data:
         raise InvalidImage("the image is empty", details={"bytes": 0})
@@ -60,6 +105,11 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int,
                 raise PayloadTooLarge(f"decoding this {image.mode} image would take {cost} bytes, more than "
                                       f"{max_decoded_bytes}", details={"mode": image.mode, "decoded_bytes": cost,
                                                                        "max_decoded_bytes": max_decoded_bytes})
+            if image.format in ("JPEG", "MPO"):
+                scans = jpeg_scans(data, max_jpeg_scans)
+                if scans > max_jpeg_scans:
+                    raise PayloadTooLarge(f"the JPEG has more than {max_jpeg_scans} scans: too much work to decode",
+                                          details={"scans": scans, "max_scans": max_jpeg_scans})
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright photo (0.7 ms)
             return _to_rgb(image)

@@ -211,8 +211,8 @@ class Recognizer:
 
     # --- matching -------------------------------------------------------------------------------------
 
-    def detect(self, data: bytes) -> Detection:
-        return self.pipeline.detect(data)
+    def detect(self, data: bytes, *, max_faces: int | None = None) -> Detection:
+        return self.pipeline.detect(data, max_faces=max_faces)
 
     def check_enrollment(self, data: bytes) -> EnrollmentCheck:
         """What registering this image would say about its faces (nothing is embedded or stored)."""
@@ -231,7 +231,7 @@ class Recognizer:
         return Verdict(match, similarity, threshold, [probe.face], person_id)
 
     def identify(self, image: bytes, *, top_k: int | None = None, all_faces: bool = False,
-                 threshold: float | None = None) -> Identification:
+                 threshold: float | None = None, max_faces: int | None = None) -> Identification:
         """1:N — who is this? ``match`` only above the open-set threshold for the current gallery size."""
         top_k = top_k or self.policy.default_top_k
         if not 1 <= top_k <= self.policy.max_top_k:
@@ -239,7 +239,7 @@ class Recognizer:
         base, far, gallery_size = self.identify_threshold()
         threshold = self.effective_threshold(base, threshold)
         results = []
-        for probe in self.pipeline.probes(image, all_faces=all_faces):
+        for probe in self.pipeline.probes(image, all_faces=all_faces, max_faces=max_faces):
             candidates = self.store.nearest_persons(probe.embedding, top_k)
             match: Candidate | None = candidates[0] if candidates and candidates[0].similarity >= threshold else None
             log.info("decision", extra={"op": "identify", "decision": "match" if match else "no_match",

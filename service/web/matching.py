@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from ..errors import NoFace, PersonNotFound, StoreUnavailable, ValidationError
+from ..errors import NoFace, PersonNotFound, StoreUnavailable, TooManyFaces, ValidationError
 from . import bodies, fields, inputs, models, schemas
 from .auth import require, reveals_scores
-from .context import get_recognizer
+from .context import get_recognizer, get_settings
 from .openapi import operation
 
 bp = Blueprint("matching", __name__, url_prefix="/v1")
@@ -30,7 +30,7 @@ def verify() -> Response:
 @bp.post("/identify")
 @operation("1:N: who is this? (open-set threshold for the gallery size)", json=bodies.IdentifyJson,
            form=bodies.IdentifyForm, responses={200: (models.Identification, models.IdentifyDecision)},
-           errors=[NoFace, StoreUnavailable],
+           errors=[NoFace, TooManyFaces, StoreUnavailable],
            description="Keys without `admin` get the match only, when it clears the threshold "
                        "(`IdentifyDecision`); admin keys also the scores, the threshold and the ranked candidates.")
 @require("identify")
@@ -41,7 +41,8 @@ def identify() -> Response:
     top_k = fields.integer(values, "top_k", default=recognizer.policy.default_top_k, low=1,
                            high=recognizer.policy.max_top_k)
     result = recognizer.identify(image, top_k=top_k, all_faces=fields.boolean(values, "all_faces"),
-                                 threshold=fields.number(values, "threshold"))
+                                 threshold=fields.number(values, "threshold"),
+                                 max_faces=get_settings().max_faces_per_request)
     return jsonify(schemas.identification(result, reveal=reveals_scores()))
 
 
