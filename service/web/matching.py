@@ -21,7 +21,7 @@ bp = Blueprint("matching", __name__, url_prefix="/v1")
 @require("verify")
 def verify() -> Response:
     values = inputs.fields()
-    person_id = fields.required_text(values, "person_id", max_length=128)
+    person_id = fields.required_person_id(values)
     (image,) = inputs.images(at_most=1)
     verdict = get_recognizer().verify(person_id, image, threshold=fields.number(values, "threshold"))
     return jsonify(schemas.verification(verdict, reveal=reveals_scores()))
