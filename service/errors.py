@@ -106,7 +106,8 @@ class KeyInConfig(Conflict, code="key_in_config", message="this key is set in th
 
 
 class LastAdminKey(Conflict, code="last_admin_key", message="this is the last active admin key"):
-    """Revoking it would lock every admin out; create another admin key first."""
+    """Revoking it would lock every admin out: no other admin key stays valid for the next hour (one about
+    to expire does not count); create another admin key first."""
 
 
 class PayloadTooLarge(FaceIdError, code="payload_too_large", status=413,
