@@ -67,7 +67,8 @@ class NotFound(FaceIdError, code="not_found", status=404, message="no such resou
 
 
 class PersonNotFound(NotFound, code="person_not_found", message="no such person"):
-    """Unknown person id."""
+    """Unknown person id (on verify only to keys with `identify` or `admin`; a verify-only key gets a
+    non-match)."""
 
 
 class FaceNotFound(NotFound, code="face_not_found", message="no such face"):

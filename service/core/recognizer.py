@@ -218,11 +218,25 @@ class Recognizer:
         """What registering this image would say about its faces (nothing is embedded or stored)."""
         return self.pipeline.enrollment_check(data)
 
-    def verify(self, person_id: str, image: bytes, *, threshold: float | None = None) -> Verdict:
-        """1:1 — is the largest face in ``image`` this person? Scored against the person's template."""
-        reference = self.store.template_of(person_id)  # person_not_found before any image work
+    def verify(self, person_id: str, image: bytes, *, threshold: float | None = None,
+               reveal_unknown: bool = True) -> Verdict:
+        """1:1 — is the largest face in ``image`` this person? Scored against the person's template.
+
+        ``reveal_unknown=False`` is for a caller that may not learn who is enrolled: the image is worked on
+        first, exactly as for an enrolled id, and an unknown id is then a non-match (otherwise an unknown id
+        answered 404 at once and an enrolled one 400 for a broken image, which told them apart)."""
         threshold = self.effective_threshold(self.verify_threshold, threshold)
-        probe = self.pipeline.probes(image)[0]
+        if reveal_unknown:
+            reference = self.store.template_of(person_id)  # person_not_found before any image work
+            probe = self.pipeline.probes(image)[0]
+        else:
+            probe = self.pipeline.probes(image)[0]
+            try:
+                reference = self.store.template_of(person_id)
+            except PersonNotFound:
+                log.info("decision", extra={"op": "verify", "decision": "person_not_found", "person_id": person_id,
+                                            "match": False})
+                return Verdict(False, -1.0, threshold, [probe.face], person_id)
         similarity = float(reference @ probe.embedding)
         match = similarity >= threshold
         log.info("decision", extra={"op": "verify", "decision": "match" if match else "no_match",
