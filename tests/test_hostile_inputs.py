@@ -153,3 +153,13 @@ def test_405_says_what_is_allowed_and_every_answer_has_security_headers(client):
         assert response.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert client.get("/v1/persons", headers=ADMIN).headers["Cache-Control"] == "no-store"
+
+
+def test_mime_base64_with_line_breaks_is_an_image(client):
+    """What `base64` prints by default (76-character lines, RFC 2045), CRLF or LF: line breaks are layout."""
+    for text in (base64.encodebytes(KIT).decode(), base64.encodebytes(KIT).decode().replace("\n", "\r\n")):
+        assert "\n" in text
+        r = client.post("/v1/detect", headers={**CLIENT, **JSON}, data=json.dumps({"image": text}))
+        assert r.status_code == 200 and len(r.get_json()["faces"]) >= 1
+    assert_error(client.post("/v1/detect", headers={**CLIENT, **JSON}, data=json.dumps({"image": "ab\n*cd"})), 400,
+                 "invalid_image")

@@ -1,5 +1,6 @@
 import io
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -182,3 +183,19 @@ def test_scans_are_counted_as_libjpeg_reads_them(photo):
     assert jpeg_scans(hidden, MAX_JPEG_SCANS) == MAX_JPEG_SCANS + 1
     pytest.raises(PayloadTooLarge, decode_image, hidden, **LIMITS)
     assert decode_image(scan_bomb(500, MAX_JPEG_SCANS), **LIMITS).shape == (500, 500, 3)  # at the limit
+
+
+def test_float_tiffs_decode_by_their_range(photo):
+    """A float image in [0, 1] (what scientific and HDR tools write) decoded black when read as [0, 255]."""
+    grey = np.asarray(photo.convert("L")).astype(np.float32)
+    for values in (grey / 255, grey, grey * 257):
+        rgb = decode_image(encode(Image.fromarray(values, mode="F"), "TIFF"), **LIMITS)
+        assert np.abs(rgb[:, :, 0].astype(int) - grey).max() <= 1
+    holes = np.where(grey > 200, np.nan, grey / 255).astype(np.float32)
+    holes[0, :3] = (np.inf, -np.inf, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in cast"
+        rgb = decode_image(encode(Image.fromarray(holes, mode="F"), "TIFF"), **LIMITS)
+    kept = grey <= 200
+    kept[0, :3] = False
+    assert np.abs(rgb[:, :, 0][kept].astype(int) - grey[kept]).max() <= 1 and (rgb[~kept] == 0).all()

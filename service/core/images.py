@@ -132,10 +132,19 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         words = np.asarray(image).astype("<u2", copy=False)
         grey = words.view(np.uint8).reshape(words.shape + (2,))[:, :, 1]  # the high byte, no temporaries
         return np.repeat(grey[:, :, None], 3, axis=2)
-    if mode in ("I", "F"):
+    if mode == "I":
         arr = np.asarray(image)
         top = 65535.0 if float(arr.max()) > 255 else 255.0
         grey = np.clip(arr * np.float32(255.0 / top), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "F":
+        # Float images come as [0, 1] (scientific and HDR tools; it decoded black when read as [0, 255]), as
+        # [0, 255] or as 16-bit counts, the range told by the largest value; NaN and infinities are black.
+        values = np.nan_to_num(np.asarray(image, np.float32), nan=0.0, posinf=0.0, neginf=0.0)  # a copy
+        top = float(values.max(initial=0.0))
+        np.multiply(values, np.float32(255.0 / (1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0)),
+                    out=values)
+        grey = np.clip(values, 0, 255, out=values).astype(np.uint8)
         return np.repeat(grey[:, :, None], 3, axis=2)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
