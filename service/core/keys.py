@@ -22,10 +22,10 @@ from typing import Protocol
 
 from ..errors import KeyInConfig, KeyNotFound, LastAdminKey, ValidationError
 from .records import now_iso
+from .text import MAX_NAME, canonical
 
 SCOPES = ("enroll", "verify", "identify", "admin")
 CLIENT_SCOPES = ("enroll", "verify", "identify")  # what the former "client" scope granted
-MAX_NAME = 200
 MAX_LIFETIME_S = 10 * 365 * 86400
 TOUCH_EVERY_S = 60.0
 # An admin key that expires within this does not count as the one left: a second admin key expiring in 2 s
@@ -142,9 +142,7 @@ class Keys:
     @staticmethod
     def _new(name: str, scopes: Iterable[str], expires_in_s: float | None,
              replaces: str | None = None) -> tuple[ApiKey, str]:
-        name = name.strip()
-        if not name or len(name) > MAX_NAME:
-            raise ValidationError(f"name must be 1 to {MAX_NAME} characters", field="name")
+        name = canonical(name, "name", max_length=MAX_NAME)  # the CLI's names too, not only the API's
         if expires_in_s is not None and not 0 < expires_in_s <= MAX_LIFETIME_S:
             raise ValidationError(f"expires_in_s must be between 1 and {MAX_LIFETIME_S}", field="expires_in_s")
         key = ApiKey(id=f"key_{secrets.token_hex(6)}", name=name, scopes=parse_scopes(scopes),

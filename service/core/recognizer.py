@@ -22,6 +22,7 @@ from ..store.base import FaceStore
 from .calibration import Calibration
 from .pipeline import EnrollmentCheck, FacePipeline
 from .records import Candidate, Detection, Identification, IdentifiedFace, NewFace, Person, StoredFace, Verdict
+from .text import MAX_NAME, canonical, check_json_strings
 from .vectors import template
 
 log = logging.getLogger("faceid.decisions")
@@ -98,8 +99,11 @@ class Recognizer:
 
     def enroll(self, *, images: Sequence[bytes], name: str, metadata: dict[str, Any] | None = None,
                person_id: str | None = None) -> tuple[Person, list[StoredFace]]:
-        """Register a new person from one or more images: all or nothing."""
-        person_id = person_id or uuid.uuid4().hex
+        """Register a new person from one or more images: all or nothing. Text in its canonical form
+        (``core.text``) whoever calls: ``enroll import`` takes names from folder names, NFD on macOS."""
+        name = canonical(name, "name", max_length=MAX_NAME, searched=True)
+        check_json_strings(metadata or {}, "metadata")
+        person_id = canonical(person_id, "person_id", max_length=128) if person_id else uuid.uuid4().hex
         if not PERSON_ID.match(person_id):
             raise ValidationError("person_id: 1-128 characters, letters, digits and . _ : @ -",
                                   field="person_id")
@@ -189,6 +193,9 @@ class Recognizer:
 
     def update_person(self, person_id: str, *, name: str | None = None,
                       metadata: dict[str, Any] | None = None) -> Person:
+        if name is not None:
+            name = canonical(name, "name", max_length=MAX_NAME, searched=True)
+        check_json_strings(metadata or {}, "metadata")
         with self._writes:
             person = self.store.update_person(person_id, name=name, metadata=metadata)
         log.info("decision", extra={"op": "update_person", "decision": "updated", "person_id": person_id})

@@ -27,6 +27,7 @@ _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # lone combining marks, and the Hangul and Braille blanks that render as empty space.
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Mn", "Me", "Cc", "Cs", "Co", "Cn"})
 _BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+MAX_NAME = 200  # a person's or a key's name (the records' columns hold 200)
 # Raw input may be longer than the limit only by what NFC can fold (a base and its combining marks).
 _RAW_FACTOR = 4
 
