@@ -113,8 +113,9 @@ class LastAdminKey(Conflict, code="last_admin_key", message="this is the last ac
 
 class PayloadTooLarge(FaceIdError, code="payload_too_large", status=413,
                       message="the request or image is too large"):
-    """Request body, image bytes or pixel count over the limit (decompression bombs included), or a JPEG with
-    more scans than `MAX_JPEG_SCANS` (64) would cost to decode (`details.scans`)."""
+    """Request body, image bytes or pixel count over the limit (decompression bombs included), or a JPEG whose
+    decoding would cost more work than its bytes say: more than 64 scans (`details.scans`) or 10,000
+    segments (`details.segments`)."""
 
 
 class UnsupportedMediaType(FaceIdError, code="unsupported_media_type", status=415,

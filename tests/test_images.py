@@ -163,7 +163,10 @@ def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding():
 
 
 def test_scans_are_counted_as_libjpeg_reads_them(photo):
-    from service.core.images import MAX_JPEG_SCANS, jpeg_scans
+    from service.core.images import MAX_JPEG_SCANS, jpeg_structure
+
+    def jpeg_scans(data: bytes, limit: int) -> int:
+        return jpeg_structure(data, max_scans=limit).scans
 
     from .hostile import scan_bomb
     assert jpeg_scans(encode(photo, "JPEG"), 100) == 1
@@ -199,3 +202,27 @@ def test_float_tiffs_decode_by_their_range(photo):
     kept = grey <= 200
     kept[0, :3] = False
     assert np.abs(rgb[:, :, 0][kept].astype(int) - grey[kept]).max() <= 1 and (rgb[~kept] == 0).all()
+
+
+
+@pytest.mark.parametrize("what,filler,error", [
+    ("a million empty comments", b"\xff\xfe\x00\x02" * 1_000_000, PayloadTooLarge),
+    ("a million empty APP5 segments", b"\xff\xe5\x00\x02" * 1_000_000, PayloadTooLarge),
+    ("4 MB of fill bytes", b"\xff" * 4_000_000, InvalidImage),
+    ("4 MB of stuffed zeros", b"\xff\x00" * 2_000_000, InvalidImage),
+])
+def test_a_jpeg_header_that_costs_the_parser_seconds_is_refused_in_milliseconds(photo, what, filler, error):
+    """Pillow parses a JPEG's header in a Python loop, a turn per segment or stray byte (1.1-2.5 s per 4 MB
+    of these); the marker walk that refuses them is linear regex searches."""
+    import time
+    jpeg = encode(photo, "JPEG")
+    bomb = jpeg[:2] + filler + jpeg[2:]
+    started = time.process_time()
+    pytest.raises(error, decode_image, bomb, **LIMITS)
+    assert time.process_time() - started < 0.2
+    # A fill run that ends in no marker: a backtracking pattern would take minutes here.
+    started = time.process_time()
+    pytest.raises((InvalidImage, PayloadTooLarge), decode_image, jpeg[:2] + b"\xff" * 1_000_000 + b"\x00" * 10,
+                  **LIMITS)
+    assert time.process_time() - started < 0.2
+    assert decode_image(jpeg[:2] + b"\xff\xfe\x00\x02" * 100 + b"\xff" * 100 + jpeg[2:], **LIMITS).shape[2] == 3

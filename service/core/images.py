@@ -10,9 +10,10 @@ are converted with integer arithmetic instead of float64 copies.
 Bytes and pixels do not bound the *work* either: a progressive JPEG is decoded scan by scan, each scan a pass
 over every block of the image, and a scan can be a few bytes. 5,000 empty scans on a 7000x7000 canvas (~200 kB)
 took 30 s of CPU, so the scans are counted from the marker structure (a regex over the bytes, no decoding)
-and a JPEG with more than ``MAX_JPEG_SCANS`` is refused before libjpeg sees it. Encoders write 1 (baseline)
-to about 10 (libjpeg's progressive script, mozjpeg's optimised ones): 64 leaves room for odd encoders and
-costs at most ~0.4 s on the largest image the pixel limit lets in.
+and a JPEG with more than ``MAX_JPEG_SCANS`` is refused before Pillow or libjpeg sees it. Encoders write 1
+(baseline) to about 10 (libjpeg's progressive script, mozjpeg's optimised ones): 64 leaves room for odd
+encoders and costs at most ~0.4 s on the largest image the pixel limit lets in. The same walk bounds what
+Pillow's header parser loops over in Python: segments and stray bytes.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import io
 import re
 import struct
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pillow_heif
@@ -36,40 +38,73 @@ _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "
                "CMYK": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}
 DEFAULT_MAX_DECODED_BYTES = 384 * 1024 * 1024
 MAX_JPEG_SCANS = 64
-# Inside entropy-coded data a 0xFF byte is followed by 0x00 (stuffing) or a restart marker; anything else
-# after it (fill bytes aside) is the next marker.
-_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+# Segments and stray bytes (fill, junk between segments) cost Pillow's header parser a Python loop turn each:
+# 1 million empty COM segments (4 MB) took 1.1 s, 4 MB of fill bytes 2.5 s, before any pixel was decoded.
+# Photos have a few dozen segments and no stray bytes, and an encoder's progressive file 2 per scan.
+MAX_JPEG_SEGMENTS = 10_000
+MAX_JPEG_STRAY_BYTES = 64 * 1024
+# A marker: its code byte (not 0x00 stuffing, not 0xFF fill) right after a 0xFF. Fixed width, so the search is
+# linear on any input (a pattern with a repeated 0xFF could backtrack quadratically on a long fill run).
+_MARKER = re.compile(rb"(?<=\xff)[\x01-\xfe]")
+# Inside a scan's entropy-coded data 0xFF is followed by 0x00 (stuffing) or a restart marker; anything else
+# is the next marker.
+_AFTER_SCAN = re.compile(rb"(?<=\xff)[\x01-\xcf\xd8-\xfe]")
 _SOS, _EOI = 0xDA, 0xD9
 _NO_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # TEM, SOI, RSTn: markers without a segment
 
 
-def jpeg_scans(data: bytes, stop_after: int) -> int:
-    """The number of scans (SOS markers) of the JPEG in ``data``, counted up to ``stop_after`` + 1: the
-    walk follows the segment lengths and jumps over each scan's entropy-coded data with one regex search, so
-    it costs microseconds per scan and never reads a segment's payload (an EXIF thumbnail's scans are not
-    counted). Stray bytes between segments are skipped as libjpeg skips them, so they cannot hide scans."""
-    scans, at, end = 0, 2, len(data)
-    while scans <= stop_after:
-        at = data.find(b"\xff", at)  # libjpeg skips stray bytes before a marker too (with a warning)
-        if at < 0 or at + 4 > end:
+@dataclass(frozen=True)
+class JpegStructure:
+    segments: int     # markers, scans included, up to MAX_JPEG_SEGMENTS + 1
+    scans: int        # SOS markers, up to the scan limit + 1
+    stray_bytes: int  # bytes outside any segment before the last marker walked (fill and junk)
+
+
+def jpeg_structure(data: bytes, *, max_scans: int = MAX_JPEG_SCANS,
+                   max_segments: int = MAX_JPEG_SEGMENTS) -> JpegStructure:
+    """The marker structure of the JPEG in ``data`` as libjpeg and Pillow read it, walked until a limit is
+    passed: segment lengths are followed (no payload is read, so an EXIF thumbnail's scans are not counted),
+    each scan's entropy-coded data is jumped with one regex search, and stray bytes are skipped as both
+    decoders skip them (so they cannot hide a scan) and counted. Microseconds per marker, linear in the
+    bytes."""
+    segments = scans = stray = 0
+    at, end = 2, len(data)
+    while segments <= max_segments and scans <= max_scans:
+        found = _MARKER.search(data, at + 1)  # its 0xFF at `at` or later, not in the payload before
+        if found is None:
+            stray += max(end - at, 0)  # Pillow reads through to the end looking for one
             break
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill byte
-            at += 1
-            continue
+        stray += max(found.start() - 1 - at, 0)
+        marker, at = data[found.start()], found.end()
+        segments += 1
         if marker == _EOI:
             break
-        if marker in _NO_LENGTH or marker == 0x00:
-            at += 2
+        if marker in _NO_LENGTH:
             continue
-        at += 2 + struct.unpack_from(">H", data, at + 2)[0]
+        if at + 2 > end:
+            break
+        at += struct.unpack_from(">H", data, at)[0]
         if marker == _SOS:
             scans += 1
-            found = _NEXT_MARKER.search(data, at)
-            if found is None:
+            entropy = _AFTER_SCAN.search(data, at + 1)
+            if entropy is None:
                 break
-            at = found.start()
-    return scans
+            at = entropy.start() - 1
+    return JpegStructure(segments, scans, stray)
+
+
+def _refuse_costly_jpeg(data: bytes, max_scans: int) -> None:
+    """Before Pillow parses the header: its parse, then libjpeg's decode, cost work the bytes do not bound."""
+    found = jpeg_structure(data, max_scans=max_scans)
+    if found.scans > max_scans:
+        raise PayloadTooLarge(f"the JPEG has more than {max_scans} scans: too much work to decode",
+                              details={"scans": found.scans, "max_scans": max_scans})
+    if found.segments > MAX_JPEG_SEGMENTS:
+        raise PayloadTooLarge(f"the JPEG has more than {MAX_JPEG_SEGMENTS} segments: too much work to decode",
+                              details={"segments": found.segments, "max_segments": MAX_JPEG_SEGMENTS})
+    if found.stray_bytes > MAX_JPEG_STRAY_BYTES:
+        raise InvalidImage(f"the JPEG has {found.stray_bytes} bytes outside its segments",
+                           details={"stray_bytes": found.stray_bytes, "max_stray_bytes": MAX_JPEG_STRAY_BYTES})
 
 
 def decoded_bytes(mode: str, width: int, height: int) -> int:
@@ -86,6 +121,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int,
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the image is larger than {max_bytes} bytes",
                               details={"bytes": len(data), "max_bytes": max_bytes})
+    if data[:3] == b"\xff\xd8\xff":  # what Pillow opens as JPEG (or MPO)
+        _refuse_costly_jpeg(data, max_jpeg_scans)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -105,11 +142,6 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int,
                 raise PayloadTooLarge(f"decoding this {image.mode} image would take {cost} bytes, more than "
                                       f"{max_decoded_bytes}", details={"mode": image.mode, "decoded_bytes": cost,
                                                                        "max_decoded_bytes": max_decoded_bytes})
-            if image.format in ("JPEG", "MPO"):
-                scans = jpeg_scans(data, max_jpeg_scans)
-                if scans > max_jpeg_scans:
-                    raise PayloadTooLarge(f"the JPEG has more than {max_jpeg_scans} scans: too much work to decode",
-                                          details={"scans": scans, "max_scans": max_jpeg_scans})
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright photo (0.7 ms)
             return _to_rgb(image)
