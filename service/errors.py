@@ -115,7 +115,8 @@ class PayloadTooLarge(FaceIdError, code="payload_too_large", status=413,
                       message="the request or image is too large"):
     """Request body, image bytes or pixel count over the limit (decompression bombs included), or a JPEG whose
     decoding would cost more work than its bytes say: more than 64 scans (`details.scans`) or 10,000
-    segments (`details.segments`)."""
+    segments (`details.segments`); a PNG with more than 10,000 chunks (one per KiB for larger files) or a
+    GIF with more than 10,000 blocks before its image."""
 
 
 class UnsupportedMediaType(FaceIdError, code="unsupported_media_type", status=415,
