@@ -85,8 +85,10 @@ def text_app(request, make_app):
     return app
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+# Derandomised, as the OpenAPI suite: the same 400 draws every run, so a failure reproduces and CI does not
+# flicker; the reported cases below run whatever hypothesis draws.
+@settings(max_examples=400, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(field=st.sampled_from(sorted(REQUESTS)), text=TEXT)
 def test_no_text_in_any_field_makes_a_5xx(text_app, field, text):
     client = text_app.test_client()
