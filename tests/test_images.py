@@ -247,3 +247,21 @@ def test_png_chunks_and_gif_blocks_that_cost_the_parser_seconds_are_refused(phot
         assert time.process_time() - started < 0.1 and err.value.details[what] > err.value.details[f"max_{what}"]
     for ok in (png, gif, png[:33] + png_chunk(b"abCd") * 5_000 + png[33:]):  # what real files do, and more
         assert decode_image(ok, **LIMITS).shape == (photo.height, photo.width, 3)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "I;16", "I", "F"])
+def test_every_tiff_mode_pillow_writes_decodes_to_the_same_picture(photo, mode):
+    """TIFF carries more pixel modes than any other format we take; each must come out as the photo, not
+    black, white or garbage (a float TIFF in [0, 1] came out black)."""
+    grey = np.asarray(photo.convert("L"))
+    if mode in ("I;16", "I", "F"):
+        scale = {"I;16": 257, "I": 257, "F": 1 / 255}[mode]
+        dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+        image = Image.fromarray((grey.astype(np.float64) * scale).astype(dtype), mode=None if mode == "I;16" else mode)
+    else:
+        image = photo.convert(mode)
+    assert image.mode == mode
+    rgb = decode_image(encode(image, "TIFF"), **LIMITS)
+    assert rgb.shape == (photo.height, photo.width, 3)
+    mean_error = np.abs(rgb.astype(int).mean(axis=2) - grey).mean()
+    assert mean_error < (12 if mode == "P" else 3), mean_error  # P: a 256-colour palette
