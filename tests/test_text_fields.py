@@ -132,8 +132,10 @@ def test_names_are_one_canonical_form(client, empty_store):
         assert [p["name"] for p in found] == ["Renée"], q
 
 
-def test_the_per_person_verify_limit_counts_the_canonical_id(make_app):
-    app = make_app(rate_limit_verify_per_person="3/minute")
+@pytest.mark.parametrize("records", ["sqlite", "postgresql"])
+def test_the_per_person_verify_limit_counts_the_canonical_id(make_app, request, records):
+    url = request.getfixturevalue("postgres_url") if records == "postgresql" else ""
+    app = make_app(rate_limit_verify_per_person="3/minute", database_url=url)
     client = app.test_client()
     r = client.post("/v1/persons", headers=ADMIN, content_type="multipart/form-data",
                     data={"name": "Kit", "person_id": "kit", "image": (io.BytesIO(KIT), "kit.jpg")})
