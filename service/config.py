@@ -83,6 +83,9 @@ class Settings:
     max_images_per_request: int = 10
     # Serialised size of a person's metadata object.
     max_metadata_bytes: int = 4096
+    # Faces one request may detect or identify (detect, identify with all_faces): each identified face costs
+    # ~13 ms of embedding and its memory, so a crowd photo must not take a worker. 422 too_many_faces past it.
+    max_faces_per_request: int = 50
 
     # --- store --------------------------------------------------------------------------------------
     # Empty: embedded Chroma in <data_dir>/chroma (one process). Else a Chroma server, e.g.
@@ -290,6 +293,7 @@ def _validate(s: Settings) -> None:
     need(s.duplicate_policy in ("reject", "allow"), "duplicate_policy", "reject or allow")
     need(1 <= s.default_top_k <= s.max_top_k <= 1000, "default_top_k", "1 <= default_top_k <= max_top_k <= 1000")
     need(1 <= s.max_images_per_request <= 100, "max_images_per_request", "1..100")
+    need(1 <= s.max_faces_per_request <= 1000, "max_faces_per_request", "1..1000")
     need(s.max_metadata_bytes >= 2, "max_metadata_bytes", "must be positive")
     need(not (s.chroma_url and not s.chroma_url.startswith(("http://", "https://"))), "chroma_url",
          "expected http(s)://host:port")

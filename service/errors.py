@@ -67,7 +67,8 @@ class NotFound(FaceIdError, code="not_found", status=404, message="no such resou
 
 
 class PersonNotFound(NotFound, code="person_not_found", message="no such person"):
-    """Unknown person id."""
+    """Unknown person id (on verify only to keys with `identify` or `admin`; a verify-only key gets a
+    non-match)."""
 
 
 class FaceNotFound(NotFound, code="face_not_found", message="no such face"):
@@ -106,12 +107,16 @@ class KeyInConfig(Conflict, code="key_in_config", message="this key is set in th
 
 
 class LastAdminKey(Conflict, code="last_admin_key", message="this is the last active admin key"):
-    """Revoking it would lock every admin out; create another admin key first."""
+    """Revoking it would lock every admin out: no other admin key stays valid for the next hour (one about
+    to expire does not count); create another admin key first."""
 
 
 class PayloadTooLarge(FaceIdError, code="payload_too_large", status=413,
                       message="the request or image is too large"):
-    """Request body, image bytes or pixel count over the limit (decompression bombs included)."""
+    """Request body, image bytes or pixel count over the limit (decompression bombs included), or a JPEG whose
+    decoding would cost more work than its bytes say: more than 64 scans (`details.scans`) or 10,000
+    segments (`details.segments`); a PNG with more than 10,000 chunks (one per KiB for larger files) or a
+    GIF with more than 10,000 blocks before its image."""
 
 
 class UnsupportedMediaType(FaceIdError, code="unsupported_media_type", status=415,
@@ -135,6 +140,11 @@ class NoFace(FaceProblem, code="no_face", message="no face found in the image"):
 class MultipleFaces(FaceProblem, code="multiple_faces",
                     message="more than one face found where exactly one is required"):
     """More than one person in an enrollment image."""
+
+
+class TooManyFaces(FaceProblem, code="too_many_faces", message="the image has more faces than one request may take"):
+    """Detect or identify (`all_faces=true`) found more faces than `max_faces_per_request`
+    (`details.faces`, `details.max_faces`); crop the photo or send it in parts."""
 
 
 class LowQuality(FaceProblem, code="low_quality", message="the face is not good enough to enroll"):

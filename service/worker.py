@@ -10,9 +10,14 @@ stall at most ``READ_TIMEOUT`` seconds (a body shorter than its Content-Length f
 answers 408). Both timeouts are settings (``request_head_timeout_s``, ``request_read_timeout_s``), set by
 config/gunicorn.conf.py. TLS, uwsgi and HTTP/2 prior-knowledge connections take gthread's own path.
 
+An answer given before the body was read (401, 403 or 413 on a large upload) says ``Connection: close`` when
+gunicorn will close the connection after it: gunicorn drains at most 64 KiB of an unread body before reusing
+a connection, and closed it beyond that while the answer said keep-alive, so a client's next request on it
+failed (10 of 10). The app cannot say it itself: gunicorn drops hop-by-hop headers an app sets.
+
 Coupled to gunicorn 27's gthread internals (TConn, enqueue_req, keepalived_conns,
-on_client_socket_readable, murder_pending, the parser's unreader): gunicorn is pinned, and
-tests/test_slow_clients.py must pass on an upgrade.
+on_client_socket_readable, murder_pending, the parser's unreader, the body readers, the drain cap, the
+response's force_close): gunicorn is pinned, and tests/test_slow_clients.py must pass on an upgrade.
 """
 import contextlib
 import errno
@@ -23,6 +28,8 @@ import time
 from functools import partial
 from typing import Any
 
+from gunicorn.http.body import ChunkedReader, LengthReader
+from gunicorn.http.parser import _DRAIN_MAX_BYTES
 from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
@@ -57,6 +64,26 @@ class _TimeoutSock(socket.socket):
             view = view[self.send(view, flags):]
 
 
+def _undrainable(body: Any) -> bool:
+    """Whether gunicorn's drain of what the app left of ``body`` will give up (and close the connection)."""
+    reader = getattr(body, "reader", None)
+    if isinstance(reader, LengthReader):
+        return bool(reader.length + body.buf.tell() >= _DRAIN_MAX_BYTES)
+    return isinstance(reader, ChunkedReader) and reader.parser is not None  # its size is unknown: assume so
+
+
+def closing_when_undrainable(app: Any) -> Any:
+    """WSGI middleware: a response sent while the body cannot be drained is marked ``Connection: close``."""
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            response = getattr(start_response, "__self__", None)  # gunicorn's Response
+            if response is not None and _undrainable(environ.get("wsgi.input")):
+                response.force_close()
+            return start_response(status, headers, exc_info)
+        return app(environ, start)
+    return wrapped
+
+
 class HeadFirstWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,6 +99,10 @@ class HeadFirstWorker(ThreadWorker):
         timer = threading.Timer(DRAIN_S, super().handle_exit, (sig, frame))
         timer.daemon = True
         timer.start()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi = closing_when_undrainable(getattr(self, "wsgi"))  # noqa: B009 - gunicorn's untyped attribute
 
     def accept(self, listener: socket.socket) -> None:
         try:

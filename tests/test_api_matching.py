@@ -127,3 +127,34 @@ def test_least_revealing_can_be_switched_off(make_app):
                 content_type="multipart/form-data", headers=CLIENT)
     body = post(client, "/v1/verify", "people/Rose_Leslie/0002.jpg", person_id="rose", key=CLIENT).get_json()
     assert body["match"] and "similarity" in body and "threshold" in body
+
+
+def test_a_verify_only_key_cannot_tell_an_enrolled_id_from_an_unknown_one(client, gallery):
+    """The kiosk's key: an unknown id is a non-match after the same image work, so every answer (match,
+    broken image, no face) is the same for an enrolled id and an unknown one."""
+    r = client.post("/v1/keys", headers=ADMIN, json={"name": "kiosk", "scopes": ["verify"]})
+    kiosk = {"X-API-Key": r.get_json()["secret"]}
+
+    def answer(rel, person_id):
+        r = post(client, "/v1/verify", rel, person_id=person_id, key=kiosk)
+        body = r.get_json()
+        body.get("error", {}).pop("request_id", None)
+        return r.status_code, body
+    for rel in ("people/Lin_Manuel_Miranda/0001.jpg", "no_face/dlib__dog.jpg", "invalid/compreface__truncated.jpg"):
+        enrolled, unknown = answer(rel, "obama"), answer(rel, "nobody")
+        assert enrolled[0] == unknown[0] != 404, rel
+        if enrolled[0] == 200:
+            assert enrolled[1] == {**unknown[1], "person_id": "obama"} and enrolled[1]["match"] is False
+        else:
+            assert enrolled[1] == unknown[1]
+    assert answer("people/Barack_Obama/0003.jpg", "obama")[1]["match"] is True
+    # A key that may identify learns who is enrolled anyway: it gets the documented 404.
+    assert_error(post(client, "/v1/verify", "people/Barack_Obama/0003.jpg", person_id="nobody", key=CLIENT), 404,
+                 "person_not_found")
+
+
+def test_compare_shows_scores_only_where_verify_would(client, empty_store):
+    pair = ("people/Rose_Leslie/0001.jpg", "people/Rose_Leslie/0002.jpg")
+    decision = post(client, "/v1/compare", *pair, key=CLIENT).get_json()
+    assert decision.keys() == {"match", "boxes"} and decision["match"] is True
+    assert {"similarity", "threshold"} <= post(client, "/v1/compare", *pair).get_json().keys()

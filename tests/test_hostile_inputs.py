@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from service import create_app
+from service.config import replace
+from service.web import close_app
+
 from .conftest import ADMIN, CLIENT, fixture_bytes
+from .hostile import face_grid, scan_bomb
 from .test_api_detect import assert_error
 
 KIT = fixture_bytes("people/Kit_Harington/0001.jpg")
+SCAN_BOMB = scan_bomb(7000, 5000)  # ~30 s of CPU if it were decoded
+CROWD = face_grid(8)  # 64 faces, more than max_faces_per_request (50)
 
 
 def png16(size: int) -> bytes:
@@ -85,6 +92,36 @@ CASES = [
      json.dumps({"threshold": 0.01, "images": [b64(KIT)] * 2}).encode(), 400, "validation_error"),
     ("verify an unknown person", "post", "/v1/verify", JSON,
      json.dumps({"person_id": "nobody", "image": b64(KIT)}).encode(), 404, "person_not_found"),
+    ("a progressive JPEG with 5,000 empty scans", "post", "/v1/identify", None,
+     {"image": (io.BytesIO(SCAN_BOMB), "bomb.jpg")}, 413, "payload_too_large"),
+    ("64 faces to identify", "post", "/v1/identify", None,
+     {"all_faces": "true", "image": (io.BytesIO(CROWD), "crowd.jpg")}, 422, "too_many_faces"),
+    ("64 faces to detect", "post", "/v1/detect", JSON, json.dumps({"image": b64(CROWD)}).encode(), 422,
+     "too_many_faces"),
+    ("a lone surrogate in a name", "post", "/v1/persons", JSON,
+     b'{"name": "\\ud800", "image": "' + b64(KIT).encode() + b'"}', 400, "validation_error"),
+    ("a lone surrogate in verify's person_id", "post", "/v1/verify", JSON,
+     b'{"person_id": "a\\udfff", "image": "' + b64(KIT).encode() + b'"}', 400, "validation_error"),
+    ("a lone surrogate in a new name", "patch", "/v1/persons/nobody", JSON, b'{"name": "\\ud800"}', 400,
+     "validation_error"),
+    ("a lone surrogate in a key name", "post", "/v1/keys", JSON, b'{"name": "\\ud800", "scopes": ["verify"]}', 400,
+     "validation_error"),
+    ("NUL in a person id in the path", "get", "/v1/persons/x%00", None, None, 404, "person_not_found"),
+    ("NUL in a face id in the path", "delete", "/v1/persons/x/faces/f%00", None, None, 404, "face_not_found"),
+    ("NUL in a key id in the path", "delete", "/v1/keys/key_%00", None, None, 404, "key_not_found"),
+    ("NUL in a search", "get", "/v1/persons?q=%00", None, None, 400, "validation_error"),
+    ("NUL in an audit filter", "get", "/v1/audit?person_id=a%00", None, None, 400, "validation_error"),
+    ("NUL in an audit time", "get", "/v1/audit?since=2026%00", None, None, 400, "validation_error"),
+    ("NUL in verify's person_id", "post", "/v1/verify", JSON,
+     json.dumps({"person_id": "a\x00", "image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("NUL in metadata", "post", "/v1/persons", JSON,
+     json.dumps({"name": "x", "metadata": {"k": "v\x00"}, "image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("a name of 200 İ (a 400-character search key)", "post", "/v1/persons", JSON,
+     json.dumps({"name": "İ" * 200, "image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("a name of zero-width spaces", "post", "/v1/persons", JSON,
+     json.dumps({"name": "\u200b\u200b\u200b", "image": b64(KIT)}).encode(), 400, "validation_error"),
+    ("an 8 MB person id", "post", "/v1/verify", JSON,
+     json.dumps({"person_id": "a" * 8_000_000, "image": b64(KIT)}).encode(), 400, "validation_error"),
     ("16-bit PNG past the decode budget", "post", "/v1/detect", JSON,
      json.dumps({"image": b64(png16(9000))}).encode(), 413, "payload_too_large"),
     ("a forged list cursor", "get", "/v1/persons?cursor=WyJrIiwgMV0", None, None, 400, "validation_error"),
@@ -114,17 +151,46 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def postgresql_app(settings, postgres_server, tmp_path_factory):
+    """The app on a real PostgreSQL records database (NUL in text was a 500 there only)."""
+    data_dir = tmp_path_factory.mktemp("hostile-pg")
+    (data_dir / "models").symlink_to(settings.models_dir)
+    app = create_app(replace(settings, data_dir=data_dir, database_url=postgres_server()))
+    yield app
+    close_app(app)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_client(request):
+    """A test client of the app on each kind of records database, its gallery empty."""
+    if request.param == "sqlite":
+        request.getfixturevalue("empty_store")
+        return request.getfixturevalue("client")
+    return request.getfixturevalue("postgresql_app").test_client()
+
+
 @pytest.mark.parametrize("what,method,path,headers,body,status,code", CASES, ids=[c[0] for c in CASES])
-def test_hostile_request_gets_its_documented_4xx(client, empty_store, what, method, path, headers, body, status,
-                                                 code):
+def test_hostile_request_gets_its_documented_4xx(any_client, what, method, path, headers, body, status, code):
+    client = any_client
     kwargs = {"headers": {**ADMIN, **(headers or {})}}
-    if isinstance(body, dict):
-        kwargs.update(data=body, content_type="multipart/form-data")
+    if isinstance(body, dict):  # each run its own file objects: a read one is empty
+        kwargs.update(data=fresh(body), content_type="multipart/form-data")
     elif body is not None:
         kwargs["data"] = body
     response = getattr(client, method)(path, **kwargs)
     assert_error(response, status, code)
     assert client.get("/readyz").status_code == 200
+
+
+def fresh(form: dict) -> dict:
+    def renew(value):
+        if isinstance(value, list):
+            return [renew(v) for v in value]
+        if isinstance(value, tuple) and isinstance(value[0], io.BytesIO):
+            return (io.BytesIO(value[0].getvalue()), *value[1:])
+        return value
+    return {k: renew(v) for k, v in form.items()}
 
 
 def test_auth_failures(client):
@@ -144,3 +210,13 @@ def test_405_says_what_is_allowed_and_every_answer_has_security_headers(client):
         assert response.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert client.get("/v1/persons", headers=ADMIN).headers["Cache-Control"] == "no-store"
+
+
+def test_mime_base64_with_line_breaks_is_an_image(client):
+    """What `base64` prints by default (76-character lines, RFC 2045), CRLF or LF: line breaks are layout."""
+    for text in (base64.encodebytes(KIT).decode(), base64.encodebytes(KIT).decode().replace("\n", "\r\n")):
+        assert "\n" in text
+        r = client.post("/v1/detect", headers={**CLIENT, **JSON}, data=json.dumps({"image": text}))
+        assert r.status_code == 200 and len(r.get_json()["faces"]) >= 1
+    assert_error(client.post("/v1/detect", headers={**CLIENT, **JSON}, data=json.dumps({"image": "ab\n*cd"})), 400,
+                 "invalid_image")

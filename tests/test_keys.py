@@ -183,3 +183,54 @@ def test_a_records_database_that_goes_away_is_503_for_keyed_requests_not_500(mak
             db.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
         admin_db.dispose()
     assert client.get("/v1/keys", headers={"X-API-Key": made["secret"]}).status_code == 200
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def key_tables(request, tmp_path):
+    """Two ``Keys`` on one records database, as two workers (or hosts) have: each its own engine."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else ""
+    engines = [open_database(url, tmp_path) for _ in range(2)]
+    yield [Keys(SqlKeyTable(engine)) for engine in engines]
+    for engine in engines:
+        engine.dispose()
+
+
+def test_two_admins_revoking_each_other_at_once_leave_one(key_tables):
+    """The check and the write are one serialised transaction: exactly one of the two revocations wins."""
+    import threading
+    first, second = key_tables
+    for _ in range(15):
+        a, _ = first.create("admin a", ["admin"])
+        b, _ = first.create("admin b", ["admin"])
+        start = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def revoke(keys: Keys, key_id: str, start: threading.Barrier, outcomes: list[str]) -> None:
+            start.wait()
+            try:
+                keys.revoke(key_id)
+                outcomes.append("revoked")
+            except LastAdminKey:
+                outcomes.append("last_admin_key")
+        threads = [threading.Thread(target=revoke, args=(first, b.id, start, outcomes)),
+                   threading.Thread(target=revoke, args=(second, a.id, start, outcomes))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(outcomes) == ["last_admin_key", "revoked"]
+        active = [k for k in first.list() if "admin" in k.scopes]
+        assert len(active) == 1
+        first.revoke(active[0].id, keep_an_admin=False)  # the next round starts with no admin key
+
+
+def test_an_admin_key_about_to_expire_does_not_count(key_tables):
+    keys = key_tables[0]
+    real, _ = keys.create("real admin", ["admin"])
+    keys.create("short-lived admin", ["admin"], expires_in_s=2)
+    with pytest.raises(LastAdminKey):
+        keys.revoke(real.id)
+    with pytest.raises(LastAdminKey):  # a grace does not help: after it, nobody would be admin
+        keys.revoke(real.id, grace_s=60)
+    keys.create("lasting admin", ["admin"], expires_in_s=2 * 86400)
+    assert keys.revoke(real.id).revoked_at is not None

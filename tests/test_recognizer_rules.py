@@ -91,3 +91,17 @@ def test_duplicates_are_judged_at_the_open_set_threshold_for_the_gallery_size(re
     rec.check_duplicates([NewFace(lookalike, {}, {})], None)  # not a duplicate in a gallery this size
     with pytest.raises(DuplicateFace):
         rec.check_duplicates([NewFace(kit, {}, {})], None)
+
+
+def test_every_caller_stores_text_in_its_canonical_form(rec):
+    """Not only the API: `enroll import` names people after folders, and macOS writes those decomposed."""
+    person, _ = rec.enroll(images=[fixture_bytes("people/Kit_Harington/0001.jpg")], name=" Rene\u0301e ",
+                           person_id=" renee ", metadata={"k": "v"})
+    assert (person.id, person.name) == ("renee", "Ren\u00e9e")
+    assert [p.id for p in rec.list_persons(limit=5, q="ren\u00e9e")[0]] == ["renee"]
+    for name in ("\u200b", "a\x00b", "\ud800", "İ" * 200):
+        with pytest.raises(ValidationError):
+            rec.update_person("renee", name=name)
+    with pytest.raises(ValidationError):
+        rec.update_person("renee", metadata={"k\x00": 1})
+    assert rec.update_person("renee", name="Rene\u0301e L.").name == "Ren\u00e9e L."

@@ -83,3 +83,53 @@ def test_a_body_shorter_than_its_content_length_gets_408(server):
     assert b" 408 " in status_line, reply[:300]
     assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_timeout"
     assert time.monotonic() - started < 12
+
+
+def _answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One response read off ``sock``: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before an answer: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head, rest[:length]
+
+
+def _post(path: str, key: str, body: bytes, length: int | None = None) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n\r\n").encode() + body
+
+
+@pytest.mark.parametrize("path,key,status,length", [
+    ("/v1/identify", "not-a-key-0123456789", 401, None),
+    ("/v1/keys", "e2e-client-key-0123456789", 403, None),         # a client key on an admin endpoint
+    ("/v1/detect", "e2e-client-key-0123456789", 413, 100_000_000),  # over max_request_bytes, refused unread
+])
+def test_an_answer_before_the_body_says_when_the_connection_closes(server, path, key, status, length):
+    """gunicorn drains 64 KiB of a body the app did not read, then closes: the answer must say so, and a
+    small body's connection stays usable."""
+    if length is None:
+        with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as sock:
+            sock.sendall(_post(path, key, b"x" * 1000))  # drainable: kept alive, the next request is served
+            head, _ = _answer(sock)
+            assert head.startswith(f"HTTP/1.1 {status}".encode()) and b"Connection: keep-alive" in head, head
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _answer(sock)[0].startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as sock:
+        sock.sendall(_post(path, key, b"x" * 300_000, length))
+        head, body = _answer(sock)
+        assert head.startswith(f"HTTP/1.1 {status}".encode()) and json.loads(body)["error"]["code"]
+        assert b"Connection: close" in head, head
+        rest = b""
+        try:  # the server closes: nothing more, then the end of the stream (or a reset: our bytes went unread)
+            while chunk := sock.recv(65536):
+                rest += chunk
+        except ConnectionResetError:
+            pass
+        assert rest == b""

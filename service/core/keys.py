@@ -22,12 +22,15 @@ from typing import Protocol
 
 from ..errors import KeyInConfig, KeyNotFound, LastAdminKey, ValidationError
 from .records import now_iso
+from .text import MAX_NAME, canonical
 
 SCOPES = ("enroll", "verify", "identify", "admin")
 CLIENT_SCOPES = ("enroll", "verify", "identify")  # what the former "client" scope granted
-MAX_NAME = 200
 MAX_LIFETIME_S = 10 * 365 * 86400
 TOUCH_EVERY_S = 60.0
+# An admin key that expires within this does not count as the one left: a second admin key expiring in 2 s
+# made the real one revocable, and two seconds later no admin key was left.
+ADMIN_HORIZON_S = 3600.0
 
 
 def hash_key(secret: str) -> str:
@@ -75,6 +78,12 @@ class KeyTable(Protocol):
 
     def set_times(self, key_id: str, *, revoked_at: str | None = None, expires_at: str | None = None,
                   last_used_at: str | None = None) -> None: ...
+
+    def retire(self, key_id: str, *, revoked_at: str | None, expires_at: str | None,
+               admin_until: str | None = None) -> bool:
+        """Revoke or expire the key; with ``admin_until``, only if another admin key stays valid until then,
+        checked and written as one serialised step (False, nothing written, when none would)."""
+        ...
 
     def empty(self) -> bool: ...
 
@@ -133,9 +142,7 @@ class Keys:
     @staticmethod
     def _new(name: str, scopes: Iterable[str], expires_in_s: float | None,
              replaces: str | None = None) -> tuple[ApiKey, str]:
-        name = name.strip()
-        if not name or len(name) > MAX_NAME:
-            raise ValidationError(f"name must be 1 to {MAX_NAME} characters", field="name")
+        name = canonical(name, "name", max_length=MAX_NAME)  # the CLI's names too, not only the API's
         if expires_in_s is not None and not 0 < expires_in_s <= MAX_LIFETIME_S:
             raise ValidationError(f"expires_in_s must be between 1 and {MAX_LIFETIME_S}", field="expires_in_s")
         key = ApiKey(id=f"key_{secrets.token_hex(6)}", name=name, scopes=parse_scopes(scopes),
@@ -163,12 +170,17 @@ class Keys:
         key = self.get(key_id)
         if not key.active(now_iso()):
             return key
-        others = (k for k in self.list() if k.id != key.id)
-        if keep_an_admin and "admin" in key.scopes and not any("admin" in k.scopes for k in others):
-            raise LastAdminKey(details={"key_id": key_id})
+        guard = keep_an_admin and "admin" in key.scopes and not self._configured_admin()
         retired = _retired(key, grace_s)
-        self.table.set_times(key_id, revoked_at=retired.revoked_at, expires_at=retired.expires_at)
+        if not self.table.retire(key_id, revoked_at=retired.revoked_at, expires_at=retired.expires_at,
+                                 admin_until=now_iso(ADMIN_HORIZON_S) if guard else None):
+            raise LastAdminKey(f"no other admin key stays valid for the next {ADMIN_HORIZON_S / 3600:g} hour(s)",
+                               details={"key_id": key_id})
         return retired
+
+    def _configured_admin(self) -> bool:
+        """An admin key in the configuration (changed only there, never expiring) keeps admins in."""
+        return any("admin" in k.scopes for k in self.config_keys.values())
 
     def rotate(self, key_id: str, *, grace_s: float = 0) -> tuple[ApiKey, ApiKey, str]:
         """A new key with the old one's name, scopes and lifetime; the old one revoked (or expiring after

@@ -32,6 +32,7 @@ from .records import (
     StoredFace,
     Verdict,
 )
+from .text import MAX_NAME, canonical, check_json_strings
 from .vectors import template
 
 log = logging.getLogger("faceid.decisions")
@@ -108,8 +109,11 @@ class Recognizer:
 
     def enroll(self, *, images: Sequence[bytes], name: str, metadata: dict[str, Any] | None = None,
                person_id: str | None = None) -> tuple[Person, list[StoredFace]]:
-        """Register a new person from one or more images: all or nothing."""
-        person_id = person_id or uuid.uuid4().hex
+        """Register a new person from one or more images: all or nothing. Text in its canonical form
+        (``core.text``) whoever calls: ``enroll import`` takes names from folder names, NFD on macOS."""
+        name = canonical(name, "name", max_length=MAX_NAME, searched=True)
+        check_json_strings(metadata or {}, "metadata")
+        person_id = canonical(person_id, "person_id", max_length=128) if person_id else uuid.uuid4().hex
         if not PERSON_ID.match(person_id):
             raise ValidationError("person_id: 1-128 characters, letters, digits and . _ : @ -",
                                   field="person_id")
@@ -204,6 +208,9 @@ class Recognizer:
 
     def update_person(self, person_id: str, *, name: str | None = None,
                       metadata: dict[str, Any] | None = None) -> Person:
+        if name is not None:
+            name = canonical(name, "name", max_length=MAX_NAME, searched=True)
+        check_json_strings(metadata or {}, "metadata")
         with self._writes:
             person = self.store.update_person(person_id, name=name, metadata=metadata)
         log.info("decision", extra={"op": "update_person", "decision": "updated", "person_id": person_id})
@@ -226,18 +233,32 @@ class Recognizer:
 
     # --- matching -------------------------------------------------------------------------------------
 
-    def detect(self, data: bytes) -> Detection:
-        return self.pipeline.detect(data)
+    def detect(self, data: bytes, *, max_faces: int | None = None) -> Detection:
+        return self.pipeline.detect(data, max_faces=max_faces)
 
     def check_enrollment(self, data: bytes) -> EnrollmentCheck:
         """What registering this image would say about its faces (nothing is embedded or stored)."""
         return self.pipeline.enrollment_check(data)
 
-    def verify(self, person_id: str, image: bytes, *, threshold: float | None = None) -> Verdict:
-        """1:1 — is the largest face in ``image`` this person? Scored against the person's template."""
-        reference = self.store.template_of(person_id)  # person_not_found before any image work
+    def verify(self, person_id: str, image: bytes, *, threshold: float | None = None,
+               reveal_unknown: bool = True) -> Verdict:
+        """1:1 — is the largest face in ``image`` this person? Scored against the person's template.
+
+        ``reveal_unknown=False`` is for a caller that may not learn who is enrolled: the image is worked on
+        first, exactly as for an enrolled id, and an unknown id is then a non-match (otherwise an unknown id
+        answered 404 at once and an enrolled one 400 for a broken image, which told them apart)."""
         threshold = self.effective_threshold(self.verify_threshold, threshold)
-        probe = self.pipeline.probes(image)[0]
+        if reveal_unknown:
+            reference = self.store.template_of(person_id)  # person_not_found before any image work
+            probe = self.pipeline.probes(image)[0]
+        else:
+            probe = self.pipeline.probes(image)[0]
+            try:
+                reference = self.store.template_of(person_id)
+            except PersonNotFound:
+                log.info("decision", extra={"op": "verify", "decision": "person_not_found", "person_id": person_id,
+                                            "match": False})
+                return Verdict(False, -1.0, threshold, [probe.face], person_id)
         similarity = float(reference @ probe.embedding)
         match = similarity >= threshold
         log.info("decision", extra={"op": "verify", "decision": "match" if match else "no_match",
@@ -246,7 +267,7 @@ class Recognizer:
         return Verdict(match, similarity, threshold, [probe.face], person_id)
 
     def identify(self, image: bytes, *, top_k: int | None = None, all_faces: bool = False,
-                 threshold: float | None = None) -> Identification:
+                 threshold: float | None = None, max_faces: int | None = None) -> Identification:
         """1:N — who is this? ``match`` only above the open-set threshold for the current gallery size."""
         top_k = top_k or self.policy.default_top_k
         if not 1 <= top_k <= self.policy.max_top_k:
@@ -254,7 +275,7 @@ class Recognizer:
         base, far, gallery_size = self.identify_threshold()
         threshold = self.effective_threshold(base, threshold)
         results = []
-        for probe in self.pipeline.probes(image, all_faces=all_faces):
+        for probe in self.pipeline.probes(image, all_faces=all_faces, max_faces=max_faces):
             candidates = self.store.nearest_persons(probe.embedding, top_k)
             match: Candidate | None = candidates[0] if candidates and candidates[0].similarity >= threshold else None
             log.info("decision", extra={"op": "identify", "decision": "match" if match else "no_match",

@@ -10,11 +10,15 @@ from typing import Any
 from flask import g, request
 
 from ..core.keys import ApiKey
-from ..errors import Forbidden, Unauthorized
+from ..core.text import identifier
+from ..errors import FaceNotFound, Forbidden, KeyNotFound, NotFound, PersonNotFound, Unauthorized
 from ..logs import actor
 from .context import get_keys, get_settings
 
 audit = logging.getLogger("faceid.audit")
+# Ids in the path, each with the answer for one that no stored id can be (NUL, controls, 8 MB).
+_PATH_IDS: dict[str, type[NotFound]] = {"person_id": PersonNotFound, "face_id": FaceNotFound,
+                                        "key_id": KeyNotFound}
 
 
 def caller() -> ApiKey | None:
@@ -42,15 +46,34 @@ def require(*scopes: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 audit.info("refused", extra={"op": request.endpoint, "decision": "forbidden"})
                 raise Forbidden(f"this endpoint needs a key with scope {' or '.join(scopes)}",
                                 details={"required_scope": list(scopes)})
-            return view(*args, **kwargs)
+            return view(*args, **_canonical_path(kwargs))
         wrapped.required_scopes = scopes  # type: ignore[attr-defined]  # read by openapi.spec
         return wrapped
     return decorator
 
 
+def _canonical_path(ids: dict[str, Any]) -> dict[str, Any]:
+    """The path's ids in their canonical form (``core.text``), checked after the key: a caller without one
+    learns nothing, not even that an id is malformed."""
+    for name, missing in _PATH_IDS.items():
+        if isinstance(ids.get(name), str):
+            found = identifier(ids[name], name)
+            if found is None:
+                raise missing(f"no such {name.removesuffix('_id')}")
+            ids[name] = found
+    return ids
+
+
 def is_admin() -> bool:
     key = caller()
     return key is not None and "admin" in key.scopes
+
+
+def reveals_enrollment() -> bool:
+    """Whether this request may learn that an id is not enrolled (a 404 on verify): keys that may identify
+    learn who is enrolled anyway; a verify-only key, the one a kiosk holds, may not (``least_revealing``)."""
+    key = caller()
+    return (key is not None and key.allows("identify")) or not get_settings().least_revealing
 
 
 def reveals_scores() -> bool:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from ..errors import TooManyFaces
 from . import bodies, inputs, models, schemas
 from .auth import require
-from .context import get_recognizer
+from .context import get_recognizer, get_settings
 from .openapi import operation
 
 bp = Blueprint("detect", __name__, url_prefix="/v1")
@@ -13,8 +14,10 @@ bp = Blueprint("detect", __name__, url_prefix="/v1")
 
 @bp.post("/detect")
 @operation("Every face: box, 5 landmarks, probability; largest first",
-           json=bodies.OneImageJson, form=bodies.OneImageForm, responses={200: models.Detection})
+           json=bodies.OneImageJson, form=bodies.OneImageForm, responses={200: models.Detection},
+           errors=[TooManyFaces])
 @require("enroll", "verify", "identify")  # any working key: it reveals no one
 def detect() -> Response:
     (data,) = inputs.images(at_most=1)
-    return jsonify(schemas.detection(get_recognizer().detect(data)))
+    detection = get_recognizer().detect(data, max_faces=get_settings().max_faces_per_request)
+    return jsonify(schemas.detection(detection))

@@ -1,4 +1,5 @@
-"""Validation of the non-image request fields, each error naming its field."""
+"""Validation of the non-image request fields, each error naming its field. Text and identifiers are put in
+their one canonical form here (``core.text``), before the limiter, a lookup or the store sees them."""
 from __future__ import annotations
 
 import json
@@ -7,12 +8,17 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from ..core.recognizer import PERSON_ID
+from ..core.text import canonical, check_json_strings
 from ..errors import ValidationError
 
 T = TypeVar("T")
 
 
-def text(values: Mapping[str, Any], name: str, *, required: bool = False, max_length: int = 200) -> str | None:
+def text(values: Mapping[str, Any], name: str, *, required: bool = False, max_length: int = 200,
+         searched: bool = False) -> str | None:
+    """The field in its canonical form (``core.text.canonical``; ``searched``: its search key is bounded
+    too), None when absent."""
     value = values.get(name)
     if value is None or value == "":
         if required:
@@ -20,16 +26,30 @@ def text(values: Mapping[str, Any], name: str, *, required: bool = False, max_le
         return None
     if not isinstance(value, str):
         raise ValidationError(f"'{name}' must be a string", field=name)
-    value = value.strip()
-    if not value or len(value) > max_length:
-        raise ValidationError(f"'{name}' must have 1-{max_length} characters", field=name)
+    return canonical(value, name, max_length=max_length, searched=searched)
+
+
+def required_text(values: Mapping[str, Any], name: str, *, max_length: int = 200,
+                  searched: bool = False) -> str:
+    value = text(values, name, required=True, max_length=max_length, searched=searched)
+    if value is None:  # text() raises for a missing required field; this keeps the type honest
+        raise ValidationError(f"'{name}' is required", field=name)
     return value
 
 
-def required_text(values: Mapping[str, Any], name: str, *, max_length: int = 200) -> str:
-    value = text(values, name, required=True, max_length=max_length)
-    if value is None:  # text() raises for a missing required field; this keeps the type honest
-        raise ValidationError(f"'{name}' is required", field=name)
+def person_id(values: Mapping[str, Any]) -> str | None:
+    """A person id as every use of it sees it (the per-person limiter, the lookup, the audit trail)."""
+    value = text(values, "person_id", max_length=128)
+    if value is not None and not PERSON_ID.match(value):
+        raise ValidationError("'person_id' must be 1-128 characters: letters, digits and . _ : @ -",
+                              field="person_id")
+    return value
+
+
+def required_person_id(values: Mapping[str, Any]) -> str:
+    value = person_id(values)
+    if value is None:
+        raise ValidationError("'person_id' is required", field="person_id")
     return value
 
 
@@ -79,6 +99,7 @@ def metadata(values: Mapping[str, Any], *, max_bytes: int) -> dict[str, Any] | N
         value = strict_json(value, "metadata") if value.strip() else {}
     if not isinstance(value, dict):
         raise ValidationError("'metadata' must be a JSON object", field="metadata")
+    check_json_strings(value, "metadata")
     size = len(json.dumps(value).encode())
     if size > max_bytes:
         raise ValidationError(f"'metadata' is {size} bytes; at most {max_bytes} allowed", field="metadata",

@@ -11,6 +11,7 @@ from flask import g, request
 from ..errors import InvalidImage, UnsupportedMediaType, ValidationError
 from .fields import strict_json
 
+_LAYOUT = {ord(c): None for c in " \t\r\n"}
 MULTIPART = "multipart/form-data"
 JSON = "application/json"
 
@@ -76,6 +77,8 @@ def _b64(value: Any, field: str) -> bytes:
         raise ValidationError(f"'{field}' must be a base64 string", field=field)
     if value.startswith("data:") and "," in value:  # data URL
         value = value.split(",", 1)[1]
+    # MIME base64 breaks lines every 76 characters (what `base64` prints by default): whitespace is layout.
+    value = value.translate(_LAYOUT)
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:

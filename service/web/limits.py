@@ -6,7 +6,9 @@ Three limits, each a setting, all answered with 429 ``rate_limited`` and ``Retry
 * per client IP for requests without a valid key — no key or a wrong one (``rate_limit_per_ip``), far
   lower, so key guessing is slow;
 * per target person on verify, whichever key asks (``rate_limit_verify_per_person``): one stolen key or
-  many cannot try photo after photo against one identity.
+  many cannot try photo after photo against one identity. Keyed on the canonical id the lookup uses
+  (``fields.person_id``), so no spelling of one id counts apart, and an id that is not one cannot become
+  a counter (their number stays that of the ids that can exist).
 
 Counters live in ``rate_limit_storage_url``: ``memory://`` (the default) counts per worker process, so
 with N workers a client gets up to N times the limit; a shared backend (``redis://host:6379``,
@@ -22,7 +24,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from ..errors import FaceIdError
-from . import inputs
+from . import fields, inputs
 from .auth import caller
 from .context import get_settings
 
@@ -45,11 +47,11 @@ def _verify_target() -> str:
     key, or whose body does not parse, are not looked into: the view answers them with 401 or 4xx."""
     if not _caller()[1]:
         return "verify-person:"
-    try:
-        person_id = inputs.fields().get("person_id")
+    try:  # the id the lookup will use: " ada " is ada, and a malformed id shares one counter
+        person_id = fields.person_id(inputs.fields())
     except FaceIdError:
         return "verify-person:"
-    return f"verify-person:{person_id if isinstance(person_id, str) else ''}"
+    return f"verify-person:{person_id or ''}"
 
 
 def _unlimited() -> bool:

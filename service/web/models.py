@@ -191,9 +191,16 @@ class VerifyDecision(Reply):
 
 
 class Comparison(Reply):
+    """Compare, in full (admin keys, or ``least_revealing = false``)."""
     match: bool
     similarity: float
     threshold: float
+    boxes: list[Box] = Field(min_length=2, max_length=2)
+
+
+class CompareDecision(Reply):
+    """Compare for a key without `admin`: the decision, no score."""
+    match: bool
     boxes: list[Box] = Field(min_length=2, max_length=2)
 
 

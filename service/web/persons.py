@@ -8,6 +8,7 @@ import json
 from flask import Blueprint, Response, jsonify, request
 
 from .. import errors as e
+from ..core.text import identifier
 from ..errors import Forbidden, ValidationError
 from . import bodies, fields, inputs, models, schemas
 from .auth import is_admin, require
@@ -28,11 +29,11 @@ MAX_LIMIT = 100
 def register() -> tuple[Response, int]:
     settings = get_settings()
     values = inputs.fields()
+    name = fields.required_text(values, "name", searched=True)  # the cheap checks before any image work
+    metadata = fields.metadata(values, max_bytes=settings.max_metadata_bytes)
+    person_id = fields.person_id(values)
     images = inputs.images(at_most=settings.max_images_per_request)
-    person, faces = get_recognizer().enroll(
-        images=images, name=fields.required_text(values, "name"),
-        metadata=fields.metadata(values, max_bytes=settings.max_metadata_bytes),
-        person_id=fields.text(values, "person_id", max_length=128))
+    person, faces = get_recognizer().enroll(images=images, name=name, metadata=metadata, person_id=person_id)
     return jsonify(schemas.person_with_faces(person, faces)), 201
 
 
@@ -65,7 +66,7 @@ def list_persons() -> Response:
     limit = fields.integer(values, "limit", default=20, low=1, high=MAX_LIMIT)
     offset = fields.integer(values, "offset", default=0, low=0, high=10**6)
     after = _decode_cursor(values["cursor"]) if values.get("cursor") else None
-    q = fields.text(values, "q", max_length=200)
+    q = fields.text(values, "q", max_length=200, searched=True)
     people, total = get_recognizer().list_persons(limit=limit + 1, offset=offset, q=q, after=after)
     more, people = len(people) > limit, people[:limit]
     cursor = _encode_cursor(people[-1].created_at, people[-1].id) if more else None
@@ -91,7 +92,7 @@ def update_person(person_id: str) -> Response:
     if unknown:
         raise ValidationError(f"only 'name' and 'metadata' can be changed, not {', '.join(unknown)}",
                               field=unknown[0])
-    name = fields.text(values, "name")
+    name = fields.text(values, "name", searched=True)
     metadata = fields.metadata(values, max_bytes=get_settings().max_metadata_bytes)
     if name is None and metadata is None:
         raise ValidationError("send 'name' and/or 'metadata'", field="name")
@@ -134,7 +135,7 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not (isinstance(raw, list) and len(raw) == 3 and raw[0] == "k"
-                and all(isinstance(v, str) and 0 < len(v) <= 128 for v in raw[1:])):
+                and all(isinstance(v, str) and identifier(v, "cursor") == v for v in raw[1:])):
             raise ValueError
         return raw[1], raw[2]
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):

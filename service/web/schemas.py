@@ -116,7 +116,9 @@ def verification(v: Verdict, *, reveal: bool) -> dict[str, Any]:
                                 person_id=person_id, box=_box(v.faces[0])))
 
 
-def comparison(v: Verdict) -> dict[str, Any]:
+def comparison(v: Verdict, *, reveal: bool) -> dict[str, Any]:
+    if not reveal:  # a score is what an attacker hill-climbs, here as on verify
+        return _body(m.CompareDecision(match=v.match, boxes=[_box(f) for f in v.faces]))
     return _body(m.Comparison(match=v.match, similarity=_score(v.similarity), threshold=_score(v.threshold),
                               boxes=[_box(f) for f in v.faces]))
 
