@@ -15,7 +15,8 @@ from typing import Any
 
 
 class FaceIdError(Exception):
-    """Our bug, not the client's: answered as a bare 500 ``internal_error``."""
+    """A bug of ours, not the client's doing: a bare 500 with the request id (`X-Request-ID`) to report; the
+    log has the traceback."""
     code = "internal_error"
     status = 500
     default_message = "internal error"
@@ -158,7 +159,9 @@ class FaceMismatch(FaceProblem, code="face_mismatch", message="the face does not
 
 
 class StoreUnavailable(FaceIdError, code="store_unavailable", status=503, message="the face store is unavailable"):
-    """The face store (Chroma) cannot be reached, or it failed."""
+    """The records database or the vector index cannot be reached, did not answer within its deadline, is
+    full, or failed. Nothing was written (a write that committed is answered with success, even if the index
+    has yet to follow): retry later."""
 
 
 class ModelError(FaceIdError, code="model_error", message="the recognition model is unavailable"):
@@ -189,7 +192,7 @@ def when(cls: type[FaceIdError]) -> str:
 
 
 def markdown_table() -> str:
-    rows = [f"| `{c.code}` | {c.status} | {when(c)} |" for c in client_errors()]
+    rows = [f"| `{c.code}` | {c.status} | {when(c)} |" for c in [*client_errors(), FaceIdError]]
     return "\n".join(["| code | HTTP | when |", "|---|---|---|", *rows])
 
 
