@@ -192,7 +192,8 @@ def when(cls: type[FaceIdError]) -> str:
 
 
 def markdown_table() -> str:
-    rows = [f"| `{c.code}` | {c.status} | {when(c)} |" for c in [*client_errors(), FaceIdError]]
+    documented: list[type[FaceIdError]] = [*client_errors(), FaceIdError]
+    rows = [f"| `{c.code}` | {c.status} | {when(c)} |" for c in documented]
     return "\n".join(["| code | HTTP | when |", "|---|---|---|", *rows])
 
 
