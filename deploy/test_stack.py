@@ -216,8 +216,11 @@ def kill_one_instance(admin: str, client: str) -> None:
         f"verifies {verifies}")
     assert not missing, missing
     assert len(acknowledged) > before_kill, "no write was acknowledged after the kill"
-    # Only what was in flight on the killed instance may fail: one request per client thread at most.
-    assert len(failures) <= 1 and verifies["failed"] <= 1, (failures, verifies)
+    # Only what the proxy had already sent to the killed instance may fail (never acknowledged, so a client
+    # retries it): the request in flight, and one written on a kept-alive connection to it before nginx saw it
+    # die (a 502; a POST that was sent is never sent twice). Anything more is an outage, not a failover.
+    assert len(failures) <= 2 and verifies["failed"] <= 2, (failures, verifies)
+    assert all(": 502" in f or "Error" in f for f in failures), failures
     compose("start", "faceid-a")
     wait_healthy(["faceid-a"])
 

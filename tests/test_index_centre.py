@@ -72,3 +72,19 @@ def test_hnsw_settings_are_set_at_creation_and_hold_after_a_restart(settings, tm
             assert (got["max_neighbors"], got["ef_construction"], got["ef_search"]) == (24, 150, 120)
         finally:
             store.close()
+
+
+def test_a_second_rebuild_while_one_runs_is_refused_at_once(settings, tmp_path):
+    import pytest
+
+    from service.errors import StoreUnavailable
+    from service.store.database import REBUILD_KEY, serialized
+
+    store = open_store(replace(settings, data_dir=tmp_path / "data"), "rebuild-model", DIM)
+    try:
+        with serialized(store.engine, store.lock_file.parent / "rebuild.lock", key=REBUILD_KEY):  # one runs
+            with pytest.raises(StoreUnavailable, match="another rebuild"):
+                store.rebuild()
+        assert store.rebuild()["generation"] == 2  # once it is done, the next one runs
+    finally:
+        store.close()

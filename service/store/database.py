@@ -25,6 +25,7 @@ LOCK_FILE = "registration.lock"
 INDEX_LOCK_FILE = "index.lock"
 _ADVISORY_KEY = 0x66616365  # "face": the registration section's key among PostgreSQL advisory locks
 INDEX_KEY = 0x696E6478  # "indx": the section that writes the index (applies the outbox, switches generations)
+REBUILD_KEY = 0x72626C64  # "rbld": one index rebuild at a time
 # The database is down, unreachable, out of disk or locked too long: a store failure (503), not our bug.
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
 

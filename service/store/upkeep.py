@@ -2,6 +2,7 @@
 reconcile on demand, and making erasure final on disk at a cost that does not grow with the gallery."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 
 from ..core.records import now_iso
+from ..errors import StoreUnavailable
 from .chroma_client import vacuum_files
+from .database import REBUILD_KEY, serialized
 from .rows import vector
 from .schema import galleries, index_outbox, persons
 
@@ -32,6 +35,19 @@ def _age_s(stamp: str | None) -> float:
 
 
 def rebuild(store: RecordsStore, report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """``_rebuild``, one at a time on every host: a second rebuild while one runs is refused at once (a lock
+    its holder's death releases, so a rebuild killed half-way blocks nothing)."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(serialized(store.engine, store.lock_file.parent / "rebuild.lock", key=REBUILD_KEY,
+                                          wait_s=0.0))
+        except StoreUnavailable as exc:
+            raise StoreUnavailable("another rebuild of this index is running; wait for it to finish",
+                                   details={"model_id": store.model_id}) from exc
+        return _rebuild(store, report)
+
+
+def _rebuild(store: RecordsStore, report: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     """Fill the next generation from the records beside the current one, then switch to it in one
     transaction; the old one is dropped once no search can still be using it. Registrations, deletions and
     searches go on throughout: the snapshot is read at a known outbox position (under the registration
