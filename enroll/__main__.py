@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.compose import build_pipeline, build_recognizer, migrate, open_store
+from service.compose import build_pipeline, build_recognizer, index_centre, migrate, open_store
 from service.config import load_settings
 from service.core.recognizer import Recognizer
 from service.core.reindex import reindex
@@ -71,7 +71,8 @@ def cmd_reindex(source_model: str, source_dim: int | None) -> int:
     # store is opened without the one-model check: it still holds another model's people, which is the point.
     source = open_store(settings, source_model, dim, only_model=False)
     try:
-        target = source.for_model(pipeline.embedder.model_id, pipeline.embedder.dim)
+        target = source.for_model(pipeline.embedder.model_id, pipeline.embedder.dim,
+                                  index_centre(settings.index_centres_file, pipeline.embedder.model_id))
         result = reindex(pipeline, source, target, _print)
     finally:
         source.close()

@@ -170,12 +170,13 @@ class PersonIndex:
         self._gate = _Gate()
         self._last_recovery = 0.0
 
-    def for_model(self, model_id: str, dim: int) -> PersonIndex:
-        """Another model's collections on the same client (one embedded client per process)."""
+    def for_model(self, model_id: str, dim: int, centre: Centre | None = None) -> PersonIndex:
+        """Another model's collections on the same client (one embedded client per process), centred on
+        that model's ``centre``."""
         other = PersonIndex.__new__(PersonIndex)
         other.__dict__.update(self.__dict__)
         other.model_id, other.dim, other.base_name = model_id, dim, f"index-{safe_name(model_id)}"
-        other.centre = None  # another model's space
+        other.centre = centre
         other._open, other._spaces = {}, {}
         other._lock = threading.RLock()
         return other
@@ -201,7 +202,9 @@ class PersonIndex:
         built_with = str((found.metadata or {}).get("centre") or "")
         space = self.centre if self.centre is not None and built_with == self.centre.id else None
         if built_with and space is None:
-            log.warning("index generation built with another centre: searched uncentred until rebuilt",
+            # Its vectors were moved by a centre this process does not have: scores stay right (every
+            # candidate is re-scored on the raw template), recall does not. Say so until it is rebuilt.
+            log.warning("index generation built with another centre: run `enroll rebuild-index`",
                         extra={"collection": name})
         with self._lock:
             self._open[name] = found

@@ -30,7 +30,7 @@ from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace, n
 from ..errors import PersonExists, StoreUnavailable
 from . import rows, upkeep
 from .base import missing_person
-from .chroma_index import GenerationGone, PersonIndex
+from .chroma_index import Centre, GenerationGone, PersonIndex
 from .database import INDEX_KEY, db_errors, serialized
 from .schema import faces, galleries, index_outbox, persons
 
@@ -71,9 +71,9 @@ class RecordsStore:
         self._mine = persons.c.model_id == model_id
         self._closers = list(closers)
 
-    def for_model(self, model_id: str, dim: int) -> RecordsStore:
+    def for_model(self, model_id: str, dim: int, centre: Centre | None = None) -> RecordsStore:
         """The store of another model id on the same database and index client (``enroll reindex``)."""
-        other = RecordsStore(self.engine, self.index.for_model(model_id, dim), model_id, dim,
+        other = RecordsStore(self.engine, self.index.for_model(model_id, dim, centre), model_id, dim,
                              lock_file=self.lock_file, limits=self.limits)
         other.open()
         return other
