@@ -218,17 +218,13 @@ class RecordsStore:
         """The index's nearest persons plus everyone committed but not yet indexed (the outbox), all scored
         on their templates as the records hold them: a stale or missing index entry can cost recall for the
         moment it takes to apply, never a wrong score, and a deleted person is never returned."""
-        with self.engine.connect() as db:
-            gallery = self._gallery(db)
-            pending = self._pending_ids(db, gallery.applied_seq)
+        gallery, pending = self._search_state()
         if not gallery.collection:
             return []
         try:
             hits = self.index.query(gallery.collection, embedding, k + 1 + len(pending))
         except GenerationGone:  # switched and dropped since the row was read: follow it
-            with self.engine.connect() as db:
-                gallery = self._gallery(db)
-                pending = self._pending_ids(db, gallery.applied_seq)
+            gallery, pending = self._search_state()
             hits = self.index.query(gallery.collection, embedding, k + 1 + len(pending))
         wanted = ({pid for pid, _ in hits} | pending) - {exclude}
         if not wanted:
@@ -243,14 +239,21 @@ class RecordsStore:
     @db_errors
     def index_lag(self) -> int:
         """Outbox entries the index has not applied yet (0 when it is up to date)."""
+        return self.index_state().lag
+
+    @db_errors
+    def index_state(self) -> IndexState:
         with self.engine.connect() as db:
             gallery = self._gallery(db)
-            return int(db.scalar(select(func.count()).select_from(index_outbox).where(
+            lag = int(db.scalar(select(func.count()).select_from(index_outbox).where(
                 index_outbox.c.model_id == self.model_id, index_outbox.c.id > gallery.applied_seq)) or 0)
+        return IndexState(generation=gallery.generation, lag=lag, centred=self.index.centre is not None)
 
-    def index_state(self) -> IndexState:
-        return IndexState(generation=self.gallery().generation, lag=self.index_lag(),
-                          centred=self.index.centre is not None)
+    def _search_state(self) -> tuple[Gallery, set[str]]:
+        """The current generation and who is committed but not yet in it, read together."""
+        with self.engine.connect() as db:
+            gallery = self._gallery(db)
+            return gallery, self._pending_ids(db, gallery.applied_seq)
 
     def _pending_ids(self, db: Connection, applied_seq: int) -> set[str]:
         found = db.execute(select(index_outbox.c.person_id).where(index_outbox.c.model_id == self.model_id,
