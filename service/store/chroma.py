@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class ChromaStore(NothingToKeepUp):
-    """Persons and faces of one model id (see ``store.base.FaceStore`` for the contract)."""
+    """Persons and faces of one model id (see ``core.ports.FaceStore`` for the contract)."""
 
     def __init__(self, client: Any, model_id: str, dim: int, *, lock: DataDirLock | None = None) -> None:
         self.client = client

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from ..core.ports import every_person
 from ..core.records import NewFace
 from ..errors import PersonExists
-from .base import every_person
 from .chroma import ChromaStore
 from .chroma_index import PersonIndex
 from .records import RecordsStore

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from ..errors import NotFound, StoreUnavailable
-from ..store.audit import audit_page
 from . import bodies, fields, models, schemas
 from .auth import require
 from .context import get_audit
@@ -30,7 +29,7 @@ def list_events() -> Response:
     limit = fields.integer(values, "limit", default=50, low=1, high=MAX_LIMIT)
     before = fields.integer(values, "cursor", default=0, low=1, high=2**62) if values.get("cursor") else None
     since = fields.text(values, "since", max_length=32)
-    events = audit_page(handler.engine, limit=limit + 1, before=before,
+    events = handler.page(limit=limit + 1, before=before,
                         person_id=fields.text(values, "person_id", max_length=128),
                         actor_id=fields.text(values, "actor", max_length=64),
                         op=fields.text(values, "op", max_length=64), since=since)
