@@ -90,3 +90,16 @@ def test_docs_page_lists_every_client_error(client):
         assert f"<code>{cls.code}</code>" in page
     codes = [c.code for c in client_errors()]
     assert len(codes) == len(set(codes)) and "store_unavailable" in codes and "internal_error" not in codes
+
+
+def test_readme_model_example_is_the_shipped_code():
+    """The README's "Adding a model" example is SFace's real file and registry entry, so it cannot drift."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**Adding a model**"):]
+    block = section[section.index("```python\n") + len("```python\n"):]
+    block = block[:block.index("\n```")]
+    shown_class, shown_entry = block.split("\n\n# service/vision/embedders/registry.py, in BUILT_IN:\n")
+    source = (ROOT / "service" / "vision" / "embedders" / "sface.py").read_text()
+    assert shown_class.removeprefix("# service/vision/embedders/sface.py\n") in source
+    assert "class SFaceEmbedder(SingleModel):" in shown_class and "def _forward" in shown_class
+    assert shown_entry.strip() in (ROOT / "service" / "vision" / "embedders" / "registry.py").read_text()
