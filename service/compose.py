@@ -42,13 +42,25 @@ def build_pipeline(settings: Settings, model_id: str | None = None) -> FacePipel
     detector = FaceDetector(settings.models_dir, max_side=settings.detect_max_side,
                             min_face_size=settings.detect_min_face, thresholds=settings.detect_thresholds,
                             threads=settings.detect_threads, probe_face_ratio=settings.detect_probe_face_ratio)
-    quality = QualityLimits(min_probability=settings.enroll_min_probability,
-                            min_face_size=settings.enroll_min_face_size, min_blur=settings.enroll_min_blur,
-                            max_yaw=settings.enroll_max_yaw, max_roll=settings.enroll_max_roll)
     return FacePipeline(detector, create_embedder(settings, model_id), OpenCvCrops(settings.face_margin),
-                        image_limits=ImageLimits(settings.max_image_bytes, settings.max_image_pixels,
-                                                 settings.max_decoded_bytes),
-                        quality=quality, keep_crops=settings.store_face_crops)
+                        image_limits=image_limits(settings), quality=quality_limits(settings),
+                        keep_crops=settings.store_face_crops)
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(settings.max_image_bytes, settings.max_image_pixels, settings.max_decoded_bytes)
+
+
+def quality_limits(settings: Settings) -> QualityLimits:
+    return QualityLimits(min_probability=settings.enroll_min_probability,
+                         min_face_size=settings.enroll_min_face_size, min_blur=settings.enroll_min_blur,
+                         max_yaw=settings.enroll_max_yaw, max_roll=settings.enroll_max_roll)
+
+
+def policy(settings: Settings) -> Policy:
+    return Policy(verify_threshold=settings.verify_threshold, identify_target_far=settings.identify_target_far,
+                  duplicate_policy=settings.duplicate_policy, add_faces_must_match=settings.add_faces_must_match,
+                  default_top_k=settings.default_top_k, max_top_k=settings.max_top_k)
 
 
 def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True,
@@ -168,21 +180,17 @@ def _recognizer_parts(settings: Settings) -> tuple[FacePipeline, Calibration, Po
     an uncalibrated one stops the start first."""
     pipeline = build_pipeline(settings).prepare()
     calibration = Calibration(settings.calibration_file)
-    policy = Policy(verify_threshold=settings.verify_threshold, identify_target_far=settings.identify_target_far,
-                    duplicate_policy=settings.duplicate_policy, add_faces_must_match=settings.add_faces_must_match,
-                    default_top_k=settings.default_top_k,
-                    max_top_k=settings.max_top_k)
     if not settings.verify_threshold:
         calibration.verify_threshold(pipeline.embedder.model_id)
-    return pipeline, calibration, policy
+    return pipeline, calibration, policy(settings)
 
 
 def build_recognizer(settings: Settings) -> Recognizer:
     """Every model loaded and the store opened now: a broken model or store stops the start, and the first
     request does not pay for loading."""
-    pipeline, calibration, policy = _recognizer_parts(settings)
+    pipeline, calibration, rules = _recognizer_parts(settings)
     store = open_store(settings, pipeline.embedder.model_id, pipeline.embedder.dim)
-    return Recognizer(pipeline, store, calibration, policy)
+    return Recognizer(pipeline, store, calibration, rules)
 
 
 @dataclass(frozen=True)
@@ -199,7 +207,7 @@ def open_service(settings: Settings) -> Service:
     """The serving process's parts on one database engine: one pool and one Alembic upgrade per process,
     whatever reads or writes the records database (the store, the keys, the audit table). One exit stack
     undoes a start that fails halfway, and later the whole process's close."""
-    pipeline, calibration, policy = _recognizer_parts(settings)
+    pipeline, calibration, rules = _recognizer_parts(settings)
     with ExitStack() as stack:
         engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
         stack.callback(engine.dispose)
@@ -210,4 +218,4 @@ def open_service(settings: Settings) -> Service:
         if settings.audit_table:
             audit = attach_audit_table(settings, engine)
             stack.callback(detach_audit_table, audit)
-        return Service(Recognizer(pipeline, store, calibration, policy), keys, audit, stack.pop_all().close)
+        return Service(Recognizer(pipeline, store, calibration, rules), keys, audit, stack.pop_all().close)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..compose import open_service
+from ..compose import Service, open_service
 from ..config import Settings, load_settings
 from ..logs import configure_audit, configure_logging
 from . import admin, audit, compactor, context, detect, docs, errors, health, keys, limits, matching, persons, requests
@@ -15,9 +15,10 @@ from . import metrics as prometheus
 _CLOSE = "faceid.close"
 
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+def create_app(settings: Settings | None = None, *, service: Service | None = None, **overrides: Any) -> Flask:
     """Loads the models and opens the store once, registers one blueprint per resource and the one JSON
-    error handler."""
+    error handler. ``service``: parts built elsewhere (the fast test tier's stub models and memory store),
+    closed with the app."""
     settings = settings or load_settings(**overrides)
     configure_logging(settings.log_level)
     configure_audit(settings.data_dir / settings.audit_file if settings.audit_file else None,
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    service = open_service(settings)
+    service = service or open_service(settings)
     context.init_app(app, settings, service.recognizer, service.keys, service.audit)
     app.extensions[_CLOSE] = service.close
     app.extensions["faceid.upkeep"] = compactor.start(service.recognizer, settings.compact_interval_s)
