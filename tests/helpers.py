@@ -2,6 +2,8 @@
 multipart image parts, and the headless Chromium helpers. Fixtures live in ``conftest.py``."""
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import subprocess
@@ -9,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+
+from service.core.records import NewFace, now_iso
 
 from .conftest import fixture_bytes, free_port
 
@@ -71,3 +76,28 @@ def wait_js(page, expression: str, timeout: float = 30) -> None:
     while not page.evaluate(expression):
         assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
         time.sleep(0.1)
+
+
+def write_chroma_only(data_dir: Path, model_id: str, dim: int,
+                      people: list[tuple[str, str, dict, np.ndarray, list[NewFace]]]) -> str:
+    """A data dir in the Chroma-only format of the previous version (what ``enroll migrate`` reads): per
+    person (id, name, metadata, template, faces). Returns the people's creation time."""
+    from service.store.chroma_client import model_collection, open_client, safe_name
+
+    connect, lock = open_client(data_dir)
+    client, stamp = connect(), now_iso()
+    try:
+        persons, faces = (model_collection(client, f"{kind}-{safe_name(model_id)}", model_id, dim,
+                                           {"hnsw": {"space": "cosine"}}) for kind in ("persons", "faces"))
+        for person_id, name, metadata, template, new_faces in people:
+            faces.add(ids=[f.id for f in new_faces], embeddings=[f.embedding.tolist() for f in new_faces],
+                      documents=[base64.b64encode(f.crop_jpeg).decode() if f.crop_jpeg else "" for f in new_faces],
+                      metadatas=[{"person_id": person_id, "face_id": f.id, "created_at": stamp,
+                                  "box": json.dumps(f.box), "quality": json.dumps(f.quality)} for f in new_faces])
+            persons.add(ids=[person_id], embeddings=[np.asarray(template, np.float32).tolist()],
+                        documents=[name.lower()], metadatas=[{"name": name, "metadata": json.dumps(metadata),
+                                                              "created_at": stamp, "updated_at": stamp}])
+    finally:
+        if lock:
+            lock.release()
+    return stamp
