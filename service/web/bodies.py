@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSc
 from pydantic import ValidationError as PydanticError
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
-from ..core.keys import SCOPES
+from ..core.keys import MAX_LIFETIME_S, SCOPES
 from ..core.recognizer import PERSON_ID
 from ..errors import ValidationError
 from . import fields
@@ -22,7 +22,6 @@ Images = Literal[1, 2, "many"]
 # A maximum that is a setting: ``openapi`` writes the app's value in its place.
 SETTING_MAXIMUM = "x-maximum-setting"
 THRESHOLD = "within [0, 1], stricter than the calibrated threshold, never looser (a looser one is a validation_error)"
-MAX_KEY_LIFETIME_S = 10 * 365 * 86400
 MAX_GRACE_S = 30 * 86400
 
 
@@ -155,8 +154,8 @@ class KeyCreate(Body):
     scopes: Annotated[list[str], fields.strings(), WithJsonSchema(
         {"type": "array", "items": {"enum": list(SCOPES), "type": "string"}, "minItems": 1})] = Field(
         description="`admin` grants all")
-    expires_in_s: Annotated[Annotated[int, Field(ge=1, le=MAX_KEY_LIFETIME_S)] | Absent,
-                            fields.integer(1, MAX_KEY_LIFETIME_S)] = Field(
+    expires_in_s: Annotated[Annotated[int, Field(ge=1, le=MAX_LIFETIME_S)] | Absent,
+                            fields.integer(1, MAX_LIFETIME_S)] = Field(
         None, description="lifetime in seconds (default: none)")
 
 

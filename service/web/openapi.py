@@ -180,8 +180,9 @@ def spec(app: Flask) -> dict[str, Any]:
 
 _DESCRIPTION = """Register a person from a selfie, verify (1:1), identify (1:N), compare and detect, offline.
 
-API key in the `X-API-Key` header: `client` keys may register, add faces, verify, identify, compare and detect;
-`admin` keys may do everything and see scores (client keys see decisions only). Images as multipart file field
+API key in the `X-API-Key` header. A key has scopes: `enroll` (register, add faces), `verify` (verify,
+compare), `identify`, and `admin` (everything, and the scores: other keys see decisions only); any key may
+detect. Keys from `client_keys` have every scope but `admin`. Images as multipart file field
 `image` (repeatable where several are allowed) or JSON with base64 strings in `image` / `images`.
 
 Every error is `{"error": {"code", "message", "details", "request_id"}}`; the codes are stable:"""
