@@ -10,10 +10,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ConfigError
 
@@ -178,46 +182,24 @@ class Settings:
         return self.data_dir / "models"
 
 
-def _coerce(name: str, typ: Any, value: Any) -> Any:
-    """Convert a TOML or environment value to the field's type, or raise ConfigError naming the key."""
-    text = isinstance(value, str)
+def coerce(key: str, typ: Any, value: Any) -> Any:
+    """A TOML or environment value as type ``typ`` (pydantic's conversion), or a ConfigError naming ``key``.
+    An environment variable is one string: a list or tuple is written comma-separated, a table as
+    ``k=v,k2=v2``."""
+    origin = typing.get_origin(typ)
+    if isinstance(value, str) and origin in (tuple, list):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, str) and origin is dict:
+        pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if isinstance(value, bool) and typ in (int, float):
+        raise ConfigError(f"invalid value for {key}: {value!r} (expected a number)", details={"key": key})
     try:
-        if typ in ("Path", Path):
-            return Path(value).expanduser()
-        if typ in ("bool", bool):
-            if isinstance(value, bool):
-                return value
-            if text and value.strip().lower() in ("1", "true", "yes", "on"):
-                return True
-            if text and value.strip().lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true or false")
-        if typ in ("int", int):
-            if isinstance(value, bool):
-                raise ValueError("expected an integer")
-            return int(value)
-        if typ in ("float", float):
-            return float(value)
-        if typ in ("str", str):
-            if not isinstance(value, str):
-                raise ValueError("expected a string")
-            return value
-        if str(typ).startswith("tuple[str"):
-            items = value.split(",") if text else list(value)
-            return tuple(str(v).strip() for v in items if str(v).strip())
-        if str(typ).startswith("tuple[float"):
-            items = value.split(",") if text else list(value)
-            return tuple(float(v) for v in items)
-        if str(typ).startswith("dict[str, str]"):
-            if text:
-                pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
-                value = {k.strip(): v.strip() for k, v in pairs}
-            if not isinstance(value, dict):
-                raise ValueError("expected a table of strings")
-            return {str(k): str(v) for k, v in value.items()}
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid value for {name}: {value!r} ({exc})", details={"key": name}) from exc
-    raise ConfigError(f"unsupported setting type for {name}")
+        found = TypeAdapter(typ).validate_python(value)
+    except PydanticValidationError as exc:
+        why = exc.errors()[0]["msg"]
+        raise ConfigError(f"invalid value for {key}: {value!r} ({why})", details={"key": key}) from None
+    return found.expanduser() if isinstance(found, Path) else found
 
 
 def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None = None,
@@ -233,7 +215,7 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-    known = {f.name: f for f in fields(Settings)}
+    known = typing.get_type_hints(Settings)
     unknown = sorted(set(raw) - set(known))
     if unknown:
         raise ConfigError(f"unknown settings in {path}: {', '.join(unknown)}", details={"keys": unknown})
@@ -243,16 +225,16 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
         raise ConfigError(f"unknown settings in the environment: {', '.join(unknown_env)}",
                           details={"keys": unknown_env})
     values: dict[str, Any] = {}
-    for name, f in known.items():
+    for name, typ in known.items():
         if name in raw:
-            values[name] = _coerce(name, f.type, raw[name])
+            values[name] = coerce(name, typ, raw[name])
         env_value = env.get(ENV_PREFIX + name.upper())
         if env_value is not None:
-            values[name] = _coerce(ENV_PREFIX + name.upper(), f.type, env_value)
+            values[name] = coerce(ENV_PREFIX + name.upper(), typ, env_value)
     for name, value in overrides.items():
         if name not in known:
             raise ConfigError(f"unknown setting {name}")
-        values[name] = _coerce(name, known[name].type, value)
+        values[name] = coerce(name, known[name], value)
     settings = Settings(**values)
     _validate(settings)
     return settings

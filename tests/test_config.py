@@ -65,3 +65,17 @@ def test_data_dir_and_calibration_are_settings_with_defaults(tmp_path):
     assert s.data_dir == Path("var") and s.calibration_file.name == "lfw.json" and s.calibration_file.is_file()
     moved = load_settings(tmp_path / "none.toml", env={"FACEID_CALIBRATION_FILE": str(tmp_path / "c.json")})
     assert moved.calibration_file == tmp_path / "c.json"
+
+
+def test_values_are_converted_by_type_not_by_the_annotations_text():
+    """Any typed field loads, from TOML or from one environment string (a list[str] once broke the start)."""
+    from service.config import coerce
+
+    assert coerce("k", list[str], "a, b,,c") == ["a", "b", "c"]
+    assert coerce("k", list[str], ["a", "b"]) == ["a", "b"]
+    assert coerce("k", tuple[float, float, float], "0.6,0.7,0.7") == (0.6, 0.7, 0.7)
+    assert coerce("k", dict[str, str], "x=1, y = 2") == {"x": "1", "y": "2"}
+    assert coerce("k", bool, "yes") is True and coerce("k", int, "3") == 3
+    for typ, bad in ((int, True), (int, "3.5"), (bool, "perhaps"), (str, 5), (tuple[float, float, float], "1,2")):
+        with pytest.raises(ConfigError, match="invalid value for k"):
+            coerce("k", typ, bad)
