@@ -88,7 +88,8 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
                                       settings.index_hnsw_search_ef),
                             deadline=CallDeadline(settings.index_timeout_s),
                             centre=index_centre(settings.index_centres_file, model_id),
-                            files=None if settings.chroma_url else settings.data_dir / "chroma")
+                            files=None if settings.chroma_url else settings.data_dir / "chroma",
+                            min_free_bytes=settings.index_min_free_mb << 20)
         closers.insert(0, index.close)
         _refuse_unmigrated(index.client, engine, model_id)
         if only_model:

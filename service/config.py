@@ -109,6 +109,9 @@ class Settings:
     # answers 503 store_unavailable, and verify and health, which need neither, keep answering.
     index_timeout_s: float = 5.0
     database_timeout_s: float = 10.0
+    # The embedded index refuses writes while its disk has less than this many MiB free (they wait in the
+    # outbox and are applied when there is room): embedded Chroma that hits a full disk mid-write can hang.
+    index_min_free_mb: int = 64
     # HNSW settings of a new index generation (fixed when it is created: `enroll rebuild-index` applies new
     # ones). Chosen by measurement on realistic galleries (README: scale): max neighbours (M), construction
     # and search ef.
@@ -261,6 +264,7 @@ def _validate(s: Settings) -> None:
          "seconds: head 0-300, read 0-600")
     need(s.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
     need(0 < s.index_timeout_s <= 300, "index_timeout_s", "seconds, 0-300")
+    need(s.index_min_free_mb >= 0, "index_min_free_mb", "MiB, 0 or more")
     need(0 < s.database_timeout_s <= 300, "database_timeout_s", "seconds, 0-300")
     need(4 <= s.index_hnsw_m <= 128, "index_hnsw_m", "4..128")
     need(10 <= s.index_hnsw_construction_ef <= 2000 and 10 <= s.index_hnsw_search_ef <= 2000,

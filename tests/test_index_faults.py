@@ -6,23 +6,21 @@ import os
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from service import create_app
 from service.config import replace
+from service.errors import StoreUnavailable
 from service.web import close_app
 from service.web.context import get_recognizer
 
 from .conftest import CLIENT, upload
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root"),
-    # Found in a clean-clone run (1 of 4 runs): after the space is freed, embedded Chroma's Rust upsert can hang
-    # while holding the GIL, which freezes the whole process (no deadline of ours can fire). Under gunicorn
-    # the arbiter's worker timeout replaces the frozen worker; in this in-process test it hangs CI. Kept here,
-    # skipped, until the index write moves out of the serving process (issue 18 stays open for it).
-    pytest.mark.skip(reason="embedded Chroma can deadlock holding the GIL after ENOSPC (see the comment)"),
-]
+# Found in a clean-clone run when Chroma itself met the full disk (1 of 4 runs): after the space was freed,
+# embedded Chroma's Rust upsert hung holding the GIL and froze the process. The index now refuses writes
+# below index_min_free_mb free, so Chroma never writes into a full disk.
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
 
 @pytest.fixture()
@@ -50,7 +48,7 @@ def test_index_disk_full_then_freed(tmp_path, settings, app, small_disk):  # app
     data_dir.mkdir()
     (data_dir / "models").symlink_to(settings.models_dir)
     (data_dir / "chroma").symlink_to(small_disk)  # the index on the small disk, the records beside it
-    served = create_app(replace(settings, data_dir=data_dir, index_timeout_s=3.0))
+    served = create_app(replace(settings, data_dir=data_dir, index_timeout_s=3.0, index_min_free_mb=8))
     client = served.test_client()
     try:
         r = client.post("/v1/persons", data=upload("people/Kit_Harington/0001.jpg", name="Kit", person_id="kit"),
@@ -65,6 +63,8 @@ def test_index_disk_full_then_freed(tmp_path, settings, app, small_disk):  # app
             # client retry and enrol the face twice)
             assert r.status_code == 201, r.get_json()
         assert get_recognizer(served).store.index_lag() == 2  # the index could not take them
+        with pytest.raises(StoreUnavailable, match="nearly full"):  # refused before Chroma writes a byte
+            get_recognizer(served).store.index.upsert("any", [("x", np.ones(4, np.float32))])
         started = time.monotonic()
         r = client.post("/v1/verify", data=upload("people/Kit_Harington/0003.jpg", person_id="kit"),
                         content_type="multipart/form-data", headers=CLIENT)

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +45,11 @@ class GenerationGone(StoreUnavailable):
     """The collection asked for no longer exists: another instance switched generations and dropped it.
     The records store re-reads the current generation and tries again; should that happen again at once
     (two switches within one search), the request answers 503 like any store that is changing under it."""
+
+
+class IndexDiskFull(StoreUnavailable):
+    """The embedded index's disk has less room than ``index_min_free_mb``: the write was refused before Chroma
+    saw it (the client is fine; the outbox keeps the write for later)."""
 
 
 @dataclass(frozen=True)
@@ -152,18 +158,22 @@ class Centre:
         return (moved / np.maximum(np.linalg.norm(moved, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
+_WRITES = frozenset({"create", "upsert", "erase"})
+
+
 class PersonIndex:
     """The collections of one model id on one Chroma client (embedded or server)."""
 
     def __init__(self, connect: Callable[[], Any], model_id: str, dim: int, *, hnsw: Hnsw = Hnsw(),
                  deadline: CallDeadline | None = None, files: Path | None = None,
-                 centre: Centre | None = None) -> None:
+                 centre: Centre | None = None, min_free_bytes: int = 64 << 20) -> None:
         self._connect = connect
         self.client = connect()
         self.model_id, self.dim, self.hnsw, self.centre = model_id, dim, hnsw, centre
         self._spaces: dict[str, Centre | None] = {}
         self.base_name = f"index-{safe_name(model_id)}"
         self.files = files  # the embedded store's folder; None for a Chroma server
+        self.min_free_bytes = min_free_bytes
         self.deadline = deadline or CallDeadline(10.0)
         self._open: dict[str, Any] = {}
         self._lock = threading.RLock()  # guards the handle cache
@@ -219,6 +229,9 @@ class PersonIndex:
     def _call(self, op: str, name: str, fn: Callable[[Any], T], *, create: bool = False,
               timeout_s: float | None = None) -> T:
         """``fn(collection)`` under the deadline; a collection dropped meanwhile is ``GenerationGone``."""
+        if op in _WRITES:
+            self._room_for(op)
+
         def call() -> T:
             try:
                 with self._gate.call():
@@ -232,6 +245,21 @@ class PersonIndex:
         except UNAVAILABLE as exc:
             log.error("store call failed", extra={"op": op, "error": type(exc).__name__})
             raise StoreUnavailable(details={"op": op}) from exc
+
+    def _room_for(self, op: str) -> None:
+        """Refuse a write to the embedded index while its disk has less than ``min_free_bytes`` free: embedded
+        Chroma that met ENOSPC mid-write was seen to hang in a later write while holding the GIL (the whole
+        process froze, past any deadline). Refused here, the write stays in the outbox and is applied by the
+        upkeep once there is room; a Chroma server's disk is the server's business."""
+        if self.files is None:
+            return
+        try:
+            free = shutil.disk_usage(self.files).free
+        except OSError as exc:
+            raise StoreUnavailable(details={"op": op}) from exc
+        if free < self.min_free_bytes:
+            log.error("index disk nearly full: write refused", extra={"op": op, "free_bytes": free})
+            raise IndexDiskFull("the index's disk is nearly full", details={"op": op, "free_bytes": free})
 
     def create(self, name: str) -> None:
         """The collection ``name`` with this index's HNSW settings (kept if it exists)."""
@@ -344,6 +372,8 @@ class PersonIndex:
         """Reopen the embedded client after a failure (a full disk leaves it failing until reopened), at most
         once every ``every_s``; whether it reopened."""
         if self.files is None or time.monotonic() - self._last_recovery < every_s:
+            return False
+        if shutil.disk_usage(self.files).free < self.min_free_bytes:  # opening writes too: wait for room
             return False
         self._last_recovery = time.monotonic()
         with self._gate.exclusive(wait_s=self.deadline.timeout_s):

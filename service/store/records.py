@@ -30,7 +30,7 @@ from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace, n
 from ..errors import PersonExists, StoreUnavailable
 from . import rows, upkeep
 from .base import missing_person
-from .chroma_index import Centre, GenerationGone, PersonIndex
+from .chroma_index import Centre, GenerationGone, IndexDiskFull, PersonIndex
 from .database import INDEX_KEY, db_errors, serialized
 from .schema import faces, galleries, index_outbox, persons
 
@@ -451,6 +451,8 @@ class RecordsStore:
         embedded index that failed, drop generations no search can still use."""
         try:
             self.apply_pending(wait_s=0.5)
+        except IndexDiskFull:  # refused before Chroma wrote: nothing to recover, the outbox waits for room
+            raise
         except StoreUnavailable:
             self.index.recover()
             raise
