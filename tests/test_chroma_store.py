@@ -3,6 +3,7 @@ another model's store, and map its failures (503 for store failures; our own bug
 import re
 import subprocess
 import sys
+from dataclasses import replace as replace_limits
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -72,3 +73,18 @@ def test_store_of_another_model_is_refused(tmp_path, kit, model, settings):
     other = open_store(replace(settings, data_dir=tmp_path), "another-model", 128, only_model=False)
     assert other.person_count() == 0
     other.close()
+
+
+def test_a_person_just_written_is_found_even_before_the_index_shows_them(tmp_path, kit, model, settings):
+    """The duplicate check must see a registration the moment it commits: for ``recent_s`` after an index
+    write, the person is also scored from the records, whatever the index returns meanwhile."""
+    store = open_store(replace(settings, data_dir=tmp_path), **model)
+    try:
+        store.create_person(person_id="kit", name="Kit", metadata={}, faces=[face(kit)], template=kit)
+        assert store.index_lag() == 0  # applied
+        store.index.erase(store.gallery().collection, ["kit"])  # an index that does not show it yet
+        assert [c.person_id for c in store.nearest_persons(kit, 1)] == ["kit"]
+        store.limits = replace_limits(store.limits, recent_s=0.0)  # past the window: the index alone
+        assert store.nearest_persons(kit, 1) == []
+    finally:
+        store.close()

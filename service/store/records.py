@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
@@ -59,6 +59,10 @@ class StoreLimits:
     retire_grace_s: float = 60.0
     # How long a request waits for a section another process holds (registration, index upkeep).
     lock_wait_s: float = 15.0
+    # How long an applied outbox entry still makes its person a search candidate, scored from the records: an
+    # index write that returned is not promised to be visible to the very next search (a failure seen once
+    # under load, right after a rebuild), and the duplicate check must see a person the moment they commit.
+    recent_s: float = 10.0
 
 
 class RecordsStore:
@@ -256,9 +260,11 @@ class RecordsStore:
             return gallery, self._pending_ids(db, gallery.applied_seq)
 
     def _pending_ids(self, db: Connection, applied_seq: int) -> set[str]:
-        found = db.execute(select(index_outbox.c.person_id).where(index_outbox.c.model_id == self.model_id,
-                                                                  index_outbox.c.id > applied_seq)
-                           .limit(self.limits.max_pending + 1)).scalars().all()
+        """Who is committed but not yet applied to the index, or applied within ``recent_s``."""
+        found = db.execute(select(index_outbox.c.person_id).where(
+            index_outbox.c.model_id == self.model_id,
+            or_(index_outbox.c.id > applied_seq, index_outbox.c.at >= now_iso(-self.limits.recent_s)))
+            .limit(self.limits.max_pending + 1)).scalars().all()
         if len(found) > self.limits.max_pending:
             raise StoreUnavailable("the vector index is too far behind the records to search; it catches up "
                                    "once it is reachable again", details={"op": "search", "pending": len(found)})
@@ -394,16 +400,21 @@ class RecordsStore:
                                          .where(index_outbox.c.model_id == self.model_id,
                                                 index_outbox.c.id > gallery.applied_seq)
                                          .order_by(index_outbox.c.id).limit(batch)).all()
-                if not entries or not gallery.collection:
-                    return done
-                last = int(entries[-1].id)
-                self.sync(gallery.collection, {e.person_id for e in entries})
+                last = int(entries[-1].id) if entries else gallery.applied_seq
+                if entries and gallery.collection:
+                    self.sync(gallery.collection, {e.person_id for e in entries})
                 with self.engine.begin() as db:
-                    db.execute(update(galleries).where(galleries.c.model_id == self.model_id,
-                                                       galleries.c.applied_seq < last).values(applied_seq=last))
+                    if entries and gallery.collection:
+                        db.execute(update(galleries).where(galleries.c.model_id == self.model_id,
+                                                           galleries.c.applied_seq < last).values(applied_seq=last))
+                    # Applied entries go once they are no longer recent (``recent_s``); a rebuild's catch-up
+                    # still needs those after its snapshot.
                     keep_from = last if gallery.building_seq is None else min(last, gallery.building_seq)
                     db.execute(delete(index_outbox).where(index_outbox.c.model_id == self.model_id,
-                                                          index_outbox.c.id <= keep_from))
+                                                          index_outbox.c.id <= keep_from,
+                                                          index_outbox.c.at < now_iso(-self.limits.recent_s)))
+                if not entries or not gallery.collection:
+                    return done
                 done += len(entries)
 
     def sync(self, collection: str, person_ids: set[str], chunk: int = 100) -> None:
