@@ -81,7 +81,7 @@ def test_duplicates_are_judged_at_the_open_set_threshold_for_the_gallery_size(re
         v /= np.linalg.norm(v)
         rec.store.create_person(person_id=f"p{i}", name="P", metadata={}, faces=[NewFace(v, {}, {})], template=v)
     large = rec.identify_threshold()[0]
-    assert small == pytest.approx(rec.verify_threshold) and large > rec.verify_threshold + 0.02
+    assert small == pytest.approx(rec.verify_threshold) and large > rec.verify_threshold + 0.01
     # a vector at cosine halfway between the two thresholds from Kit's template
     cos = (rec.verify_threshold + large) / 2
     other = rng.normal(size=dim).astype(np.float32)
@@ -91,6 +91,23 @@ def test_duplicates_are_judged_at_the_open_set_threshold_for_the_gallery_size(re
     rec.check_duplicates([NewFace(lookalike, {}, {})], None)  # not a duplicate in a gallery this size
     with pytest.raises(DuplicateFace):
         rec.check_duplicates([NewFace(kit, {}, {})], None)
+    # The same rule as identify's: a face just above that threshold is Kit's duplicate while Kit stands alone,
+    # and not once a second person is nearly as close (a crowd of look-alikes, not Kit).
+    near = unit_at(kit, large + 0.01, rng)
+    if rec.open_set_decision().rule.beta:
+        with pytest.raises(DuplicateFace):
+            rec.check_duplicates([NewFace(near, {}, {})], None)
+        twin = unit_at(near, large + 0.008, rng)
+        rec.store.create_person(person_id="twin", name="T", metadata={}, faces=[NewFace(twin, {}, {})], template=twin)
+        rec.check_duplicates([NewFace(near, {}, {})], None)
+
+
+def unit_at(v: np.ndarray, cos: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector at cosine ``cos`` from ``v`` in a random direction."""
+    other = rng.normal(size=v.shape).astype(np.float32)
+    other -= (other @ v) * v
+    other /= np.linalg.norm(other)
+    return (cos * v + np.sqrt(1 - cos ** 2) * other).astype(np.float32)
 
 
 def test_every_caller_stores_text_in_its_canonical_form(rec):
