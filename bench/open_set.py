@@ -210,6 +210,7 @@ class Tail:
     shape: float
     scale: float
     censored: int
+    spread: dict[str, list[float]]  # 95% intervals of deep quantiles, refitting resampled exceedances
 
     def quantile(self, p: np.ndarray) -> np.ndarray:
         """The score exceeded by a fraction ``p`` of impostor pairs."""
@@ -222,16 +223,34 @@ class Tail:
         return {"pairs": int(len(self.scores)), "u": round(self.u, 4), "p_u": self.p_u,
                 "shape": round(self.shape, 4), "scale": round(self.scale, 5), "censored_top_pairs": self.censored,
                 "q1e-6": round(float(self.quantile(np.array(1e-6))), 4),
-                "q1e-8": round(float(self.quantile(np.array(1e-8))), 4)}
+                "q1e-8": round(float(self.quantile(np.array(1e-8))), 4)} | self.spread
 
 
-def fit_tail(scores: np.ndarray, exceedances: int = 1000, censored: int = 5) -> Tail:
+def _gpd(y: np.ndarray, censored: int) -> tuple[float, float]:
+    """(shape, scale) by maximum likelihood, the ``censored`` largest of ``y`` known only to exceed the next."""
+    y = np.sort(y)[::-1]
+    data = CensoredData(uncensored=y[censored:], right=np.full(censored, y[censored]))
+    shape, _, scale = genpareto.fit(data, floc=0)
+    return float(shape), float(scale)
+
+
+def fit_tail(scores: np.ndarray, exceedances: int = 1000, censored: int = 5, resamples: int = 100) -> Tail:
+    """The tail above the ``exceedances``-th highest score. Its uncertainty: the fit repeated on resampled
+    exceedances (pairs treated as independent, so the intervals are if anything too narrow)."""
     s = np.sort(scores)[::-1]
     u = float(s[exceedances])
     y = s[:exceedances] - u
-    data = CensoredData(uncensored=y[censored:], right=np.full(censored, y[censored]))
-    shape, _, scale = genpareto.fit(data, floc=0)
-    return Tail(s, u, exceedances / len(s), float(shape), float(scale), censored)
+    shape, scale = _gpd(y, censored)
+    tail = Tail(s, u, exceedances / len(s), shape, scale, censored, {})
+    rng = np.random.default_rng(SEED)
+    deep = {"q1e-6": [], "q1e-8": []}
+    for _ in range(resamples):
+        b_shape, b_scale = _gpd(rng.choice(y, size=len(y), replace=True), censored)
+        for key, p in (("q1e-6", 1e-6), ("q1e-8", 1e-8)):
+            deep[key].append(u + genpareto.ppf(1 - p / tail.p_u, b_shape, scale=b_scale))
+    tail.spread.update({f"{k}_ci95": [round(float(v), 4) for v in np.quantile(q, [0.025, 0.975])]
+                        for k, q in deep.items()})
+    return tail
 
 
 def quantile_map(hist: np.ndarray, tail: Tail) -> tuple[np.ndarray, np.ndarray]:
