@@ -5,7 +5,7 @@ import pytest
 
 from service.core.recognizer import Policy, Recognizer
 from service.core.records import NewFace
-from service.errors import DuplicateFace, FaceNotFound, PersonExists, PersonNotFound, ValidationError
+from service.errors import ConfigError, DuplicateFace, FaceNotFound, PersonExists, PersonNotFound, ValidationError
 from service.store.memory import MemoryStore
 
 from .conftest import fixture_bytes
@@ -122,3 +122,10 @@ def test_every_caller_stores_text_in_its_canonical_form(rec):
     with pytest.raises(ValidationError):
         rec.update_person("renee", metadata={"k\x00": 1})
     assert rec.update_person("renee", name="Rene\u0301e L.").name == "Ren\u00e9e L."
+
+
+def test_a_target_fpir_the_rule_was_not_calibrated_for_stops_the_start(rec):
+    """Not a 500 on the first identify: the service refuses to start with a named configuration error."""
+    with pytest.raises(ConfigError, match="identify_target_far"):
+        Recognizer(rec.pipeline, rec.store, rec.calibration, Policy(identify_target_far=0.2))
+    assert Recognizer(rec.pipeline, rec.store, rec.calibration, Policy(identify_target_far=0.003))
