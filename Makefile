@@ -4,7 +4,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install install-dev install-facenet lock prepare system-deps lint test test-docker run bench-lfw bench-identify bench-open-set bench-latency bench-breakdown \
+.PHONY: install install-dev install-facenet lock prepare system-deps lint test test-fast test-docker run bench-lfw bench-identify bench-open-set bench-latency bench-breakdown \
 	bench-duplicates bench-load bench-detector bench-scale bench-centre clean
 
 DEV_STAMP := $(VENV)/.installed-dev
@@ -62,6 +62,11 @@ lint: install-dev
 
 test: system-deps install-dev prepare lint
 	$(VPY) -m pytest -q
+
+# The fast tier (seconds): the web layer, the rules and the store contract on stub models and the memory store
+# (tests/fast). No model, index or database server; `make test` runs it too, with everything else.
+test-fast: install-dev
+	$(VPY) -m pytest -q tests/fast
 
 # The image and the compose stack on this machine's Docker (not part of `make test`: ~10 min): builds the base
 # images from Debian's packages, the images, brings deploy/compose.yaml up, registers through the proxy, kills an

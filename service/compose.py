@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,29 +42,46 @@ def build_pipeline(settings: Settings, model_id: str | None = None) -> FacePipel
     detector = FaceDetector(settings.models_dir, max_side=settings.detect_max_side,
                             min_face_size=settings.detect_min_face, thresholds=settings.detect_thresholds,
                             threads=settings.detect_threads, probe_face_ratio=settings.detect_probe_face_ratio)
-    quality = QualityLimits(min_probability=settings.enroll_min_probability,
-                            min_face_size=settings.enroll_min_face_size, min_blur=settings.enroll_min_blur,
-                            max_yaw=settings.enroll_max_yaw, max_roll=settings.enroll_max_roll)
     return FacePipeline(detector, create_embedder(settings, model_id), OpenCvCrops(settings.face_margin),
-                        image_limits=ImageLimits(settings.max_image_bytes, settings.max_image_pixels,
-                                                 settings.max_decoded_bytes),
-                        quality=quality, keep_crops=settings.store_face_crops)
+                        image_limits=image_limits(settings), quality=quality_limits(settings),
+                        keep_crops=settings.store_face_crops)
 
 
-def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True) -> RecordsStore:
+def image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(settings.max_image_bytes, settings.max_image_pixels, settings.max_decoded_bytes)
+
+
+def quality_limits(settings: Settings) -> QualityLimits:
+    return QualityLimits(min_probability=settings.enroll_min_probability,
+                         min_face_size=settings.enroll_min_face_size, min_blur=settings.enroll_min_blur,
+                         max_yaw=settings.enroll_max_yaw, max_roll=settings.enroll_max_roll)
+
+
+def policy(settings: Settings) -> Policy:
+    return Policy(verify_threshold=settings.verify_threshold, identify_target_far=settings.identify_target_far,
+                  duplicate_policy=settings.duplicate_policy, add_faces_must_match=settings.add_faces_must_match,
+                  default_top_k=settings.default_top_k, max_top_k=settings.max_top_k)
+
+
+def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True,
+               engine: Engine | None = None) -> RecordsStore:
     """The store of ``model_id``: records in SQL, templates in the Chroma index, brought up to date from the
     outbox (``RecordsStore.open``: what changed, never a scan of everyone). With ``only_model``, a database
     that also holds people enrolled with another model id is refused: vectors of different models are not
     comparable, and silently serving an empty gallery would lose everyone (``enroll reindex`` moves them). A
-    data dir written before records moved to SQL is refused until ``enroll migrate`` has moved it."""
-    engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
+    data dir written before records moved to SQL is refused until ``enroll migrate`` has moved it. With
+    ``engine``, the store uses that database engine and leaves it to its owner to close."""
+    own_engine = engine is None
+    if engine is None:
+        engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
     try:
         connect, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token,
                                     settings.index_timeout_s)
     except BaseException:
-        engine.dispose()
+        if own_engine:
+            engine.dispose()
         raise
-    closers = [engine.dispose] + ([lock.release] if lock else [])
+    closers = ([engine.dispose] if own_engine else []) + ([lock.release] if lock else [])
     try:
         index = PersonIndex(connect, model_id, dim,
                             hnsw=Hnsw(settings.index_hnsw_m, settings.index_hnsw_construction_ef,
@@ -140,12 +159,9 @@ def build_keys(settings: Settings, *, first_start: bool = True) -> Keys:
         raise
 
 
-def attach_audit_table(settings: Settings) -> AuditTableHandler | None:
+def attach_audit_table(settings: Settings, engine: Engine) -> AuditTableHandler:
     """The audit loggers also write to the records database's ``audit_events`` (``audit_table``)."""
-    if not settings.audit_table:
-        return None
-    handler = AuditTableHandler(open_database(settings.database_url, settings.data_dir),
-                                settings.audit_retention_days)
+    handler = AuditTableHandler(engine, settings.audit_retention_days)
     for name in AUDITED:
         logger = logging.getLogger(name)
         logger.addHandler(handler)
@@ -157,23 +173,49 @@ def detach_audit_table(handler: AuditTableHandler) -> None:
     for name in AUDITED:
         logging.getLogger(name).removeHandler(handler)
     handler.close()
-    handler.engine.dispose()
+
+
+def _recognizer_parts(settings: Settings) -> tuple[FacePipeline, Calibration, Policy]:
+    """The models loaded and the calibration read, before any store is opened or locked: a broken model or
+    an uncalibrated one stops the start first."""
+    pipeline = build_pipeline(settings).prepare()
+    calibration = Calibration(settings.calibration_file)
+    if not settings.verify_threshold:
+        calibration.verify_threshold(pipeline.embedder.model_id)
+    return pipeline, calibration, policy(settings)
 
 
 def build_recognizer(settings: Settings) -> Recognizer:
     """Every model loaded and the store opened now: a broken model or store stops the start, and the first
     request does not pay for loading."""
-    pipeline = build_pipeline(settings).prepare()
-    calibration = Calibration(settings.calibration_file)
-    policy = Policy(verify_threshold=settings.verify_threshold, identify_target_far=settings.identify_target_far,
-                    duplicate_policy=settings.duplicate_policy, add_faces_must_match=settings.add_faces_must_match,
-                    default_top_k=settings.default_top_k,
-                    max_top_k=settings.max_top_k)
-    if not settings.verify_threshold:  # an uncalibrated model stops the start before the store is locked
-        calibration.verify_threshold(pipeline.embedder.model_id)
+    pipeline, calibration, rules = _recognizer_parts(settings)
     store = open_store(settings, pipeline.embedder.model_id, pipeline.embedder.dim)
-    try:
-        return Recognizer(pipeline, store, calibration, policy)
-    except BaseException:
-        store.close()
-        raise
+    return Recognizer(pipeline, store, calibration, rules)
+
+
+@dataclass(frozen=True)
+class Service:
+    """What one serving process holds: the recognizer, the keys and the audit table on one database engine.
+    ``close`` releases everything, in the reverse order of opening."""
+    recognizer: Recognizer
+    keys: Keys
+    audit: AuditTableHandler | None
+    close: Callable[[], None]
+
+
+def open_service(settings: Settings) -> Service:
+    """The serving process's parts on one database engine: one pool and one Alembic upgrade per process,
+    whatever reads or writes the records database (the store, the keys, the audit table). One exit stack
+    undoes a start that fails halfway, and later the whole process's close."""
+    pipeline, calibration, rules = _recognizer_parts(settings)
+    with ExitStack() as stack:
+        engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
+        stack.callback(engine.dispose)
+        store = open_store(settings, pipeline.embedder.model_id, pipeline.embedder.dim, engine=engine)
+        stack.callback(store.close)
+        keys = load_keys(settings, engine)
+        audit = None
+        if settings.audit_table:
+            audit = attach_audit_table(settings, engine)
+            stack.callback(detach_audit_table, audit)
+        return Service(Recognizer(pipeline, store, calibration, rules), keys, audit, stack.pop_all().close)

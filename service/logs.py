@@ -28,7 +28,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         out: dict[str, Any] = {"ts": stamp, "level": record.levelname.lower(), "logger": record.name,
-                               "msg": record.getMessage()}
+                               "pid": record.process, "msg": record.getMessage()}  # pid: which worker
         for name, var in (("request_id", request_id), ("actor", actor), ("client_ip", client_ip)):
             if var.get() is not None:
                 out[name] = var.get()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import subprocess
 from pathlib import Path
 
@@ -186,3 +187,32 @@ def postgres_server():
 def postgres_url(postgres_server):
     """A fresh, empty database on the session's PostgreSQL server."""
     return postgres_server()
+
+
+# --- a real headless Chromium (Debian's), driven by Playwright --------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        args = ["--disable-gpu", "--disable-dev-shm-usage"] + (["--no-sandbox"] if os.geteuid() == 0 else [])
+        from .helpers import chromium_path
+
+        browser = p.chromium.launch(executable_path=chromium_path(), args=args)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type == "error" and "the server responded with a status of" not in m.text else None)
+    yield page
+    context.close()
+    assert problems == [], problems  # no script error, no CSP violation

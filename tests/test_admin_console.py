@@ -11,9 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import signal
-import time
 import tomllib
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,9 +23,9 @@ from service import __version__
 from service.web.admin import CONSOLE_CSP
 
 from .conftest import ADMIN, CLIENT, fixture_bytes, fixture_path
-from .test_e2e import ADMIN as E2E_ADMIN
-from .test_e2e import CLIENT as E2E_CLIENT
-from .test_e2e import start_gunicorn
+from .helpers import ADMIN as E2E_ADMIN
+from .helpers import CLIENT as E2E_CLIENT
+from .helpers import start_gunicorn, wait_js
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "service" / "web" / "static" / "admin"
@@ -155,13 +153,6 @@ def test_quality_lists_every_failed_check(make_app):
 
 # --- the console in a real browser against a real gunicorn ------------------------------------------------
 
-def chromium_path() -> str:
-    found = os.environ.get("FACEID_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium)")
-    return found
-
-
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory, settings, app):  # the app prepares the models the server shares
     data_dir = tmp_path_factory.mktemp("admin-console")
@@ -170,40 +161,6 @@ def console_server(tmp_path_factory, settings, app):  # the app prepares the mod
     yield base
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        args = ["--disable-gpu", "--disable-dev-shm-usage"] + (["--no-sandbox"] if os.geteuid() == 0 else [])
-        browser = p.chromium.launch(executable_path=chromium_path(), args=args)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-            if m.type == "error" and "the server responded with a status of" not in m.text else None)
-    yield page
-    context.close()
-    assert problems == [], problems  # no script error, no CSP violation
-
-
-def wait_js(page, expression: str, timeout: float = 30) -> None:
-    """Until ``expression`` is true in the page. (Playwright's wait_for_function polls with eval, which the
-    console's CSP forbids; evaluate goes through the debugging protocol.)"""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
-        time.sleep(0.1)
 
 
 def shot(page, name: str, full_page: bool = True) -> None:

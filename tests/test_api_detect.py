@@ -1,20 +1,12 @@
 import base64
 
 from .conftest import CLIENT, fixture_bytes
+from .helpers import assert_error
 
 
 def post_image(client, rel, field="image", url="/v1/detect"):
     return client.post(url, data={field: (__import__("io").BytesIO(fixture_bytes(rel)), rel.split("/")[-1])},
                        content_type="multipart/form-data", headers=CLIENT)
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert "Traceback" not in response.get_data(as_text=True)
-    return body["error"]
 
 
 def test_healthz_and_readyz(client):

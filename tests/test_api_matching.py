@@ -2,7 +2,7 @@
 import pytest
 
 from .conftest import ADMIN, CLIENT, upload
-from .test_api_detect import assert_error
+from .helpers import assert_error
 
 ENROLL = {"obama": ("Barack Obama", ["people/Barack_Obama/0001.jpg", "people/Barack_Obama/0002.jpg"]),
           "biden": ("Joe Biden", ["people/Joe_Biden/0001.jpg"]),

@@ -3,7 +3,7 @@ import base64
 import json
 
 from .conftest import ADMIN, CLIENT, fixture_bytes, upload
-from .test_api_detect import assert_error
+from .helpers import assert_error
 
 OBAMA = ["people/Barack_Obama/0001.jpg", "people/Barack_Obama/0002.jpg"]
 

@@ -9,7 +9,7 @@ from service.store.schema import audit_events
 from service.web.context import get_audit
 
 from .conftest import ADMIN, CLIENT, CLIENT_KEY, upload
-from .test_api_detect import assert_error
+from .helpers import assert_error
 
 
 def test_decisions_and_refusals_are_queryable_by_person_and_key(make_app):

@@ -8,7 +8,7 @@ from service.keys import load_keys
 from service.store.database import open_database
 
 from .conftest import ADMIN, CLIENT
-from .test_api_detect import assert_error
+from .helpers import assert_error
 
 
 @pytest.mark.parametrize("method,url", [("post", "/v1/detect"), ("post", "/v1/persons"), ("get", "/v1/persons"),

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from .helpers import CLIENT, files, start_gunicorn
 from .hostile import face_grid, scan_bomb
-from .test_e2e import CLIENT, files, start_gunicorn
 
 # The worker's resident memory after the attack stays under this (README, "Request budgets").
 RSS_CEILING = 1536 * 2**20

@@ -1,17 +1,16 @@
-"""What the Chroma-based stores do beyond the contract: persist, lock the embedded data dir, refuse another
-model's store, and map their failures (503 for store failures; our own bugs propagate)."""
+"""What the records store on an embedded Chroma does beyond the contract: lock the embedded data dir, refuse
+another model's store, and map its failures (503 for store failures; our own bugs propagate)."""
 import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from service.compose import open_store
+from service.config import replace
 from service.core.records import NewFace
-from service.core.vectors import template
 from service.errors import ConfigError, StoreUnavailable
-from service.store.chroma import ChromaStore
 
 
 @pytest.fixture(scope="module")
@@ -28,56 +27,43 @@ def face(v):
     return NewFace(embedding=v, box={"x": 0, "y": 0, "width": 1, "height": 1}, quality={"size": 100.0})
 
 
-def test_persists_across_reopen(tmp_path, kit, model):
-    g = ChromaStore.open(**model, data_dir=tmp_path)
-    g.create_person(person_id="kit", name="Kit", metadata={"a": 1}, faces=[face(kit)], template=template([kit]))
-    g.close()
-    del g
-    g = ChromaStore.open(**model, data_dir=tmp_path)
-    person = g.get_person("kit")
-    assert person.metadata == {"a": 1} and person.face_count == 1
-    assert np.allclose(g.faces_of("kit", embeddings=True)[0].embedding, kit, atol=1e-6)
-    g.close()
+def test_our_bugs_are_not_disguised_as_store_outages(tmp_path, kit, model, settings, monkeypatch):
+    """Only store failures become 503: a bug of ours (here a KeyError from the database layer) propagates."""
+    store = open_store(replace(settings, data_dir=tmp_path), **model)
 
-
-def test_failed_person_write_rolls_back_its_faces(tmp_path, kit, model, monkeypatch):
-    g = ChromaStore.open(**model, data_dir=tmp_path)
-
-    def disk_full(**kwargs):
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(g.persons, "add", disk_full)
-    with pytest.raises(StoreUnavailable):
-        g.create_person(person_id="kit", name="Kit", metadata={}, faces=[face(kit)], template=kit)
-    monkeypatch.undo()
-    assert g.face_count() == 0 and g.get_person("kit") is None
-    g.close()
-
-
-def test_our_bugs_are_not_disguised_as_store_outages(tmp_path, kit, model, monkeypatch):
-    g = ChromaStore.open(**model, data_dir=tmp_path)
-
-    def bug(**kwargs):
+    def bug(*args, **kwargs):
         raise KeyError("a bug of ours")
-    monkeypatch.setattr(g.persons, "get", bug)
+    monkeypatch.setattr(store.engine, "connect", bug)
     with pytest.raises(KeyError):
-        g.get_person("kit")
+        store.get_person("kit")
     monkeypatch.undo()
-    g.close()
+    store.close()
 
 
-def test_second_process_on_the_same_data_dir_gets_a_clear_error(tmp_path, model):
-    g = ChromaStore.open(**model, data_dir=tmp_path)
-    code = ("from service.store.chroma import ChromaStore\n"
-            f"ChromaStore.open(model_id={model['model_id']!r}, dim={model['dim']}, "
-            f"data_dir=__import__('pathlib').Path({str(tmp_path)!r}))")
+def test_a_store_failure_is_store_unavailable(tmp_path, kit, model, settings, monkeypatch):
+    store = open_store(replace(settings, data_dir=tmp_path), **model)
+
+    def disk_failed(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, OSError(5, "Input/output error"))
+    monkeypatch.setattr(store.engine, "connect", disk_failed)
+    with pytest.raises(StoreUnavailable):
+        store.get_person("kit")
+    monkeypatch.undo()
+    store.close()
+
+
+def test_second_process_on_the_same_data_dir_gets_a_clear_error(tmp_path, model, settings):
+    store = open_store(replace(settings, data_dir=tmp_path), **model)
+    code = ("from pathlib import Path\nfrom service.compose import open_store\n"
+            "from service.config import load_settings\n"
+            f"open_store(load_settings(env={{}}, data_dir={str(tmp_path)!r}), {model['model_id']!r}, {model['dim']})")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    g.close()
+    store.close()
     assert result.returncode != 0
     assert "in use by pid" in result.stderr and "one process" in result.stderr
 
 
 def test_store_of_another_model_is_refused(tmp_path, kit, model, settings):
-    from service.config import replace
     s = open_store(replace(settings, data_dir=tmp_path), **model)
     s.create_person(person_id="kit", name="Kit", metadata={}, faces=[face(kit)], template=kit)
     s.close()

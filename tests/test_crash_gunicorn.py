@@ -14,7 +14,7 @@ from service.compose import open_store
 from service.config import replace
 from service.web.context import get_recognizer
 
-from .test_e2e import ADMIN, CLIENT, files, start_gunicorn
+from .helpers import ADMIN, CLIENT, files, start_gunicorn
 
 KILLS = 20
 

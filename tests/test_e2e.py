@@ -8,41 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from .conftest import fixture_bytes, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN = {"X-API-Key": "e2e-admin-key-0123456789"}
-CLIENT = {"X-API-Key": "e2e-client-key-0123456789"}
-
-
-def start_gunicorn(data_dir: Path, models_dir: Path, **env: str) -> tuple[subprocess.Popen, str]:
-    """The service as deployed (config/gunicorn.conf.py) on a free port, ready."""
-    (data_dir / "models").symlink_to(models_dir)  # prepared by the session's app
-    port = free_port()
-    env = {**os.environ, "FACEID_DATA_DIR": str(data_dir), "FACEID_BIND": f"127.0.0.1:{port}",
-           "FACEID_ADMIN_KEYS": ADMIN["X-API-Key"], "FACEID_CLIENT_KEYS": CLIENT["X-API-Key"], **env}
-    log = open(data_dir / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                             "service:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return proc, base
-        except requests.RequestException:  # listening before the worker is up
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited: {(data_dir / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    proc.kill()
-    pytest.fail("gunicorn did not become ready")
+from .conftest import free_port
+from .helpers import ADMIN, CLIENT, ROOT, files, start_gunicorn
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +23,6 @@ def server(tmp_path_factory, settings, app):  # the app prepares the models they
     yield base, data_dir
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
-
-
-def files(*rels):
-    return [("image", (r.split("/")[-1], fixture_bytes(r), "image/jpeg")) for r in rels]
 
 
 def test_identity_lifecycle_over_http(server):

@@ -12,10 +12,10 @@ from service.config import replace
 from service.core.records import NewFace
 from service.core.vectors import template
 from service.errors import ConfigError
-from service.store.chroma import ChromaStore
 from service.vision.weights.facenet import facenet_graph_path, load_facenet_graph
 
 from .conftest import FIXTURES
+from .helpers import write_chroma_only
 
 
 @pytest.fixture()
@@ -93,11 +93,10 @@ def test_migrate_moves_a_chroma_only_data_dir_into_the_records(store, recognizer
     every person, face, crop and timestamp; then it serves them, and the old collections are gone."""
     model_id, dim = recognizer.model_id, recognizer.pipeline.embedder.dim
     kit, rose = embed_one("people/Kit_Harington/0001.jpg"), embed_one("people/Rose_Leslie/0001.jpg")
-    old = ChromaStore.open(model_id=model_id, dim=dim, data_dir=store)
-    person, _ = old.create_person(person_id="kit", name="Kit", metadata={"a": 1}, template=template([kit]),
-                                  faces=[NewFace(kit, {"x": 1.0}, {"size": 90.0}, crop_jpeg=b"\xff\xd8crop")])
-    old.create_person(person_id="rose", name="Rose", metadata={}, faces=[NewFace(rose, {}, {})], template=rose)
-    old.close()
+    created = write_chroma_only(store, model_id, dim, [
+        ("kit", "Kit", {"a": 1}, template([kit]),
+         [NewFace(kit, {"x": 1.0}, {"size": 90.0}, crop_jpeg=b"\xff\xd8crop")]),
+        ("rose", "Rose", {}, rose, [NewFace(rose, {}, {})])])
     with pytest.raises(ConfigError, match="enroll migrate"):
         open_store(replace(settings, data_dir=store), model_id, dim)
     assert main(["migrate"]) == 0
@@ -106,7 +105,7 @@ def test_migrate_moves_a_chroma_only_data_dir_into_the_records(store, recognizer
     new = open_store(replace(settings, data_dir=store), model_id, dim)
     try:
         moved = new.get_person("kit")
-        assert moved.metadata == {"a": 1} and moved.face_count == 1 and moved.created_at == person.created_at
+        assert moved.metadata == {"a": 1} and moved.face_count == 1 and moved.created_at == created
         (face,) = new.faces_of("kit", embeddings=True)
         assert np.allclose(face.embedding, kit) and new.face_crop("kit", face.id) == b"\xff\xd8crop"
         assert [c.person_id for c in new.nearest_persons(rose, 1)] == ["rose"]

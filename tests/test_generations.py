@@ -20,7 +20,7 @@ from service.compose import open_store
 from service.config import replace
 from service.web.context import get_recognizer
 
-from .test_e2e import ADMIN, CLIENT, ROOT, files, start_gunicorn
+from .helpers import ADMIN, CLIENT, ROOT, files, start_gunicorn
 
 
 def _env(chroma_url: str, database_url: str, duplicates: str = "reject") -> dict[str, str]:

@@ -13,7 +13,7 @@ from service.store.database import open_database
 from service.store.keys import SqlKeyTable
 
 from .conftest import ADMIN, ADMIN_KEY, CLIENT, upload
-from .test_api_detect import assert_error
+from .helpers import assert_error
 
 
 @pytest.fixture()

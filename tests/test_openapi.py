@@ -28,8 +28,7 @@ from service.web import close_app
 from service.web.openapi import undeclared_routes
 
 from .conftest import ADMIN, CLIENT, fixture_bytes, upload
-from .test_admin_console import browser, page, wait_js  # noqa: F401  (fixtures: Chromium, a page that fails on errors)
-from .test_e2e import start_gunicorn
+from .helpers import start_gunicorn, wait_js
 
 PHOTOS = [fixture_bytes(p) for p in ("people/Kit_Harington/0001.jpg", "people/Rose_Leslie/0001.jpg",
                                      "people/Barack_Obama/0001.jpg", "multi_face/face_recognition__two_people.jpg")]

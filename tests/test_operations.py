@@ -21,9 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.logs import configure_logging
 
 from .conftest import ADMIN, CLIENT, upload
-from .test_e2e import ADMIN as E2E_ADMIN
-from .test_e2e import CLIENT as E2E_CLIENT
-from .test_e2e import files, start_gunicorn
+from .helpers import ADMIN as E2E_ADMIN
+from .helpers import CLIENT as E2E_CLIENT
+from .helpers import files, start_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "metrics-token-0123456789"

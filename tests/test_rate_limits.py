@@ -1,7 +1,7 @@
 """Rate limits answer 429 rate_limited with Retry-After: per key, per IP without a valid key (key guessing),
 and per target person on verify whichever key asks (hill-climbing one identity)."""
 from .conftest import ADMIN, CLIENT, upload
-from .test_api_detect import assert_error
+from .helpers import assert_error
 
 
 def test_wrong_keys_are_throttled_per_ip_and_valid_keys_are_not(make_app):

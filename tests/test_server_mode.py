@@ -2,7 +2,7 @@
 server, and an index that goes away gives 503 store_unavailable for search (never a 500), while reads of the
 records still answer."""
 from .conftest import ADMIN, CLIENT, upload
-from .test_api_detect import assert_error
+from .helpers import assert_error
 
 
 def register_rose_and_find_her(enrolling, searching):

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from .test_e2e import ADMIN, start_gunicorn
+from .helpers import ADMIN, start_gunicorn
 
 
 @pytest.fixture(scope="module")

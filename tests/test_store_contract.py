@@ -1,6 +1,6 @@
-"""One contract, every store (store/base.py states it): the records store on SQLite with an embedded Chroma
-index and on a real PostgreSQL with a real `chroma run` server as the index, the in-memory store, and the
-Chroma-only store of the previous format (read by `enroll migrate`). Real embeddings of real photos."""
+"""One contract, every store (``core/ports.py`` states it): the records store on SQLite with an embedded Chroma
+index and on a real PostgreSQL with a real `chroma run` server as the index, and the in-memory store. Real
+embeddings of real photos (the fast tier runs the same tests on the memory store with synthetic vectors)."""
 import itertools
 import threading
 
@@ -12,7 +12,6 @@ from service.config import replace
 from service.core.records import NewFace
 from service.core.vectors import template
 from service.errors import PersonExists, PersonNotFound
-from service.store.chroma import ChromaStore
 from service.store.memory import MemoryStore
 
 _names = itertools.count()
@@ -25,13 +24,11 @@ def vectors(embed_one):
         "biden": "people/Joe_Biden/0001.jpg", "kit": "people/Kit_Harington/0001.jpg"}.items()}
 
 
-@pytest.fixture(params=["records-sqlite", "records-postgres", "memory", "chroma-only"])
+@pytest.fixture(params=["records-sqlite", "records-postgres", "memory"])
 def store(request, tmp_path, recognizer, settings):
     dim = recognizer.pipeline.embedder.dim
     if request.param == "memory":
         s = MemoryStore("contract", dim)
-    elif request.param == "chroma-only":
-        s = ChromaStore.open(model_id="contract", dim=dim, data_dir=tmp_path)
     elif request.param == "records-sqlite":
         s = open_store(replace(settings, data_dir=tmp_path), "contract", dim)
     else:  # a fresh database; one index server for the session, a fresh model id per test
@@ -157,8 +154,6 @@ def test_list_pages_search_and_total(store, vectors):
 def test_drop_erases_everything(store, vectors):
     create(store, "kit", vectors["kit"])
     store.drop()
-    if isinstance(store, ChromaStore):  # a dropped Chroma store is gone: reopen it to look
-        store = ChromaStore(store.client, store.model_id, store.dim)
     assert store.person_count() == 0 and store.face_count() == 0 and store.get_person("kit") is None
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import ADMIN, CLIENT, fixture_bytes
-from .test_api_detect import assert_error
+from .helpers import assert_error
 
 KIT = fixture_bytes("people/Kit_Harington/0001.jpg")
 NOT_AN_IMAGE = base64.b64encode(b"\x00" * 12).decode()

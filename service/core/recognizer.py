@@ -17,10 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DuplicateFace, FaceMismatch, FaceNotFound, PersonExists, PersonNotFound, ValidationError
-from ..store.base import FaceStore
+from ..errors import (
+    DuplicateFace,
+    FaceMismatch,
+    FaceNotFound,
+    PersonExists,
+    PersonNotFound,
+    StoreUnavailable,
+    ValidationError,
+)
 from .calibration import Calibration, OpenSetDecision
 from .pipeline import EnrollmentCheck, FacePipeline
+from .ports import FaceStore
 from .records import (
     Candidate,
     Detection,
@@ -68,6 +76,16 @@ class Recognizer:
 
     def close(self) -> None:
         self.store.close()
+
+    def store_answers(self) -> bool:
+        """Readiness: the store answers (False when it is down, slow or out of disk)."""
+        try:
+            return bool(self.store.heartbeat())
+        except StoreUnavailable:
+            return False
+
+    def gallery_size(self) -> int:
+        return self.store.person_count()
 
     # --- thresholds -----------------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..store.base import FaceStore, every_person
 from .pipeline import FacePipeline
+from .ports import FaceStore, every_person
 from .records import NewFace
 from .vectors import template
 

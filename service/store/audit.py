@@ -118,6 +118,14 @@ class AuditTableHandler(logging.Handler):
         except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError):
             log.warning("could not write audit events to the table; the audit file has them")
 
+    def queued(self) -> int:
+        return self.queue.qsize()
+
+    def page(self, *, limit: int, before: int | None = None, person_id: str | None = None,
+             actor_id: str | None = None, op: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+        return audit_page(self.engine, limit=limit, before=before, person_id=person_id, actor_id=actor_id, op=op,
+                          since=since)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

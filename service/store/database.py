@@ -106,6 +106,9 @@ def _locked_connection(engine: Engine, key: int, deadline: float | None) -> Conn
         raise
 
 
+POOL_SIZE, POOL_OVERFLOW = 10, 20
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / SQLITE_FILE}"
 
@@ -122,12 +125,14 @@ def open_database(url: str, data_dir: Path, timeout_s: float = 30.0) -> Engine:
         if not path.exists():  # biometric data: owner-only from the first byte
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         url = sqlite_url(data_dir)
+    # One engine per process serves the store, the keys and the audit writer: room for every request thread
+    # holding a lock connection and a transaction at once, plus the background threads.
+    pool = {"pool_pre_ping": True, "pool_timeout": timeout_s, "pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
     if url.startswith("sqlite"):
-        engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout_s,
-                               connect_args={"timeout": timeout_s})
+        engine = create_engine(url, **pool, connect_args={"timeout": timeout_s})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout_s, connect_args={
+        engine = create_engine(url, **pool, connect_args={
             "connect_timeout": max(1, round(timeout_s)),
             "options": f"-c statement_timeout={round(timeout_s * 1000)}"})
     with serialized(engine, data_dir / LOCK_FILE):  # workers starting together migrate one at a time

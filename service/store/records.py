@@ -1,5 +1,5 @@
 """The face store of record: persons and faces in SQL (the truth), person templates in a vector index (for
-search). See ``store.base`` for the contract every store keeps.
+search). See ``core.ports.FaceStore`` for the contract every store keeps.
 
 Commit means done. Every write that changes what the index must hold also writes an outbox entry (``person X
 changed``) and the gallery's size in the same transaction; after the commit the outbox is applied to the

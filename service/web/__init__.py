@@ -6,16 +6,19 @@ from typing import Any
 
 from flask import Flask
 
-from ..compose import attach_audit_table, build_keys, build_recognizer, detach_audit_table
+from ..compose import Service, open_service
 from ..config import Settings, load_settings
 from ..logs import configure_audit, configure_logging
 from . import admin, audit, compactor, context, detect, docs, errors, health, keys, limits, matching, persons, requests
 from . import metrics as prometheus
 
+_CLOSE = "faceid.close"
 
-def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None, **overrides: Any) -> Flask:
     """Loads the models and opens the store once, registers one blueprint per resource and the one JSON
-    error handler."""
+    error handler. ``service``: parts built elsewhere (the fast test tier's stub models and memory store),
+    closed with the app."""
     settings = settings or load_settings(**overrides)
     configure_logging(settings.log_level)
     configure_audit(settings.data_dir / settings.audit_file if settings.audit_file else None,
@@ -23,14 +26,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    recognizer = build_recognizer(settings)
-    try:
-        api_keys = build_keys(settings)
-    except BaseException:
-        recognizer.close()
-        raise
-    context.init_app(app, settings, recognizer, api_keys, attach_audit_table(settings))
-    app.extensions["faceid.upkeep"] = compactor.start(recognizer, settings.compact_interval_s)
+    service = service or open_service(settings)
+    context.init_app(app, settings, service.recognizer, service.keys, service.audit)
+    app.extensions[_CLOSE] = service.close
+    app.extensions["faceid.upkeep"] = compactor.start(service.recognizer, settings.compact_interval_s)
     requests.init_app(app)
     prometheus.init_app(app)
     errors.init_app(app)
@@ -46,8 +45,4 @@ def close_app(app: Flask) -> None:
     stop = app.extensions.get("faceid.upkeep")
     if stop is not None:
         stop.set()
-    context.get_recognizer(app).close()
-    context.get_keys(app).close()
-    audit_table = context.get_audit(app)
-    if audit_table is not None:
-        detach_audit_table(audit_table)
+    app.extensions[_CLOSE]()

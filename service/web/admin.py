@@ -58,8 +58,8 @@ def status() -> Response:
 
 
 @api.post("/quality")
-@operation("What registration would say about one photo, before registering", json=bodies.OneImageJson,
-           form=bodies.OneImageForm, responses={200: models.EnrollmentCheck})
+@operation("What registration would say about one photo, before registering", body=bodies.OneImage,
+           responses={200: models.EnrollmentCheck})
 @require("enroll", "verify", "identify")  # any working key: it reveals no one
 def quality() -> Response:
     """One image as registration would judge it: every face, the one it would take, that face's quality

@@ -5,14 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from ..errors import NotFound, StoreUnavailable
-from ..store.audit import audit_page
-from . import bodies, fields, models, schemas
+from . import bodies, models, schemas
 from .auth import require
 from .context import get_audit
 from .openapi import operation
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
-MAX_LIMIT = 200
 
 
 @bp.get("")
@@ -25,14 +23,9 @@ def list_events() -> Response:
     if handler is None:
         raise NotFound("the audit table is off (audit_table = false); the audit file has the events")
     handler.flush()  # this worker's queued events first, so an admin sees what just happened here
-    values = request.args
-    fields.known_only(values, bodies.AuditQuery.model_fields)
-    limit = fields.integer(values, "limit", default=50, low=1, high=MAX_LIMIT)
-    before = fields.integer(values, "cursor", default=0, low=1, high=2**62) if values.get("cursor") else None
-    since = fields.text(values, "since", max_length=32)
-    events = audit_page(handler.engine, limit=limit + 1, before=before,
-                        person_id=fields.text(values, "person_id", max_length=128),
-                        actor_id=fields.text(values, "actor", max_length=64),
-                        op=fields.text(values, "op", max_length=64), since=since)
+    query = bodies.parse(bodies.AuditQuery, request.args)
+    limit = query.limit
+    events = handler.page(limit=limit + 1, before=query.cursor, person_id=query.person_id, actor_id=query.actor,
+                          op=query.op, since=query.since)
     more, events = len(events) > limit, events[:limit]
     return jsonify(schemas.audit_page(events, str(events[-1]["id"]) if more else None))

@@ -1,20 +1,29 @@
-"""The request bodies of the API as pydantic models, for ``/openapi.json`` only: ``inputs`` and ``fields``
-parse the bodies themselves (strict JSON, multipart or JSON, each error naming its field), so the constraints
-written here are the ones those functions enforce (``models`` holds the response shapes)."""
+"""Every request's fields, declared once: the same pydantic model validates the request (``parse``) and, with
+the images the endpoint takes, is written into ``/openapi.json`` as the JSON and the multipart body
+(``openapi``). Field checks are the validators of ``fields``; a constraint the description states (``ge``,
+``le``, a pattern) is the one the validator enforces. Response shapes are in ``models``."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema, model_validator
+from pydantic import ValidationError as PydanticError
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
+from ..core.keys import SCOPES
 from ..core.recognizer import PERSON_ID
-from .models import KeyScope
+from ..errors import ValidationError
+from . import fields
 
-# --- request bodies (descriptions only: ``inputs``/``fields`` parse) ---------------------------------------
 # An optional field is ``X | Absent = None``: it may be left out, and null is not described as a value.
-
 Absent = SkipJsonSchema[None]
+Images = Literal[1, 2, "many"]
+# A maximum that is a setting: ``openapi`` writes the app's value in its place.
+SETTING_MAXIMUM = "x-maximum-setting"
+THRESHOLD = "within [0, 1], stricter than the calibrated threshold, never looser (a looser one is a validation_error)"
+MAX_KEY_LIFETIME_S = 10 * 365 * 86400
+MAX_GRACE_S = 30 * 86400
 
 
 def _no_null_defaults(schema: JsonDict) -> None:
@@ -25,167 +34,165 @@ def _no_null_defaults(schema: JsonDict) -> None:
                 del prop["default"]
 
 
-def _image_required(schema: JsonDict) -> None:
-    _no_null_defaults(schema)
-    schema["anyOf"] = [{"required": ["image"]}, {"required": ["images"]}]
-
-
 def _one_field_at_least(schema: JsonDict) -> None:
     _no_null_defaults(schema)
     schema["minProperties"] = 1
 
 
-class Body(BaseModel):
-    """A request body's fields; fields not listed are ignored by the service."""
+class Fields(BaseModel):
     model_config = ConfigDict(json_schema_extra=_no_null_defaults)
 
-
-BASE64: JsonDict = {"contentEncoding": "base64"}
-FILE: JsonDict = {"contentMediaType": "application/octet-stream"}
-IMAGE_B64 = "an image, base64 (a data: URL is accepted)"
-IMAGE_FILE = "an image file (JPEG, PNG, WEBP, HEIC, BMP, GIF, TIFF)"
-THRESHOLD = "within [0, 1], stricter than the calibrated threshold, never looser (a looser one is a validation_error)"
-
-
-# Constrained values (constraints inside the union of an optional field must sit on the type).
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
-NewPersonId = Annotated[str, StringConstraints(pattern=PERSON_ID.pattern)]
-Threshold = Annotated[float, Field(ge=0, le=1)]
-TopK = Annotated[int, Field(ge=1, le=50)]
-Base64Image = Annotated[str, Field(json_schema_extra=BASE64)]
-ImageFile = Annotated[bytes, Field(json_schema_extra=FILE)]
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, values: Any) -> Any:
+        """An empty form field or query parameter is one left out (what a browser form sends for an empty
+        input): its default applies."""
+        return {k: v for k, v in values.items() if v != ""} if isinstance(values, dict) else values
 
 
-class OneImageJson(Body):
-    image: Base64Image = Field(description=IMAGE_B64)
+class Body(Fields):
+    """A request body's fields; fields not listed are ignored by the service. ``IMAGES``: the images it
+    carries besides (None: none; 1; 2: exactly two; "many": one or more)."""
+    IMAGES: ClassVar[Images | None] = None
 
 
-class OneImageForm(Body):
-    image: ImageFile = Field(description=IMAGE_FILE)
+class Query(Fields):
+    """Query parameters: an unknown one is refused (a misspelt ``limt=5`` would be a silent default)."""
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_defaults)
 
 
-class ImagesJson(Body):
-    """``image`` and/or ``images``: at least one image in all."""
-    model_config = ConfigDict(json_schema_extra=_image_required)
-    image: Base64Image | Absent = Field(None, description=IMAGE_B64)
-    images: list[Base64Image] | Absent = Field(None, description="several images, base64 each")
+B = TypeVar("B", bound=Fields)
 
 
-class ImagesForm(Body):
-    image: list[ImageFile] = Field(min_length=1, description=IMAGE_FILE + "; repeat the field for several")
+def parse(shape: type[B], values: Mapping[str, Any], **limits: int) -> B:
+    """``values`` (form fields, a JSON object or query parameters) as ``shape``; ``limits`` are the settings
+    its validators bound by (``max_top_k``, ``max_metadata_bytes``). The first problem is the one answered,
+    naming its field."""
+    try:
+        return shape.model_validate(dict(values), context=limits)
+    except PydanticError as exc:
+        problem = exc.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else "body"
+        if problem["type"] == "extra_forbidden":
+            unknown = sorted(set(values) - set(shape.model_fields))
+            what = "parameter(s)" if issubclass(shape, Query) else "field(s)"
+            raise ValidationError(f"unknown {what}: {', '.join(unknown)}", field=unknown[0]) from None
+        if problem["type"] == "missing":
+            raise ValidationError(f"'{field}' is required", field=field) from None
+        raise ValidationError(f"'{field}': {problem['msg']}", field=field) from None
 
 
-class RegisterFields(Body):
+# --- the fields, typed once ---------------------------------------------------------------------------------
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S"),
+                 fields.text(searched=True, required=True)]
+OptionalName = Annotated[Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")] | Absent,
+                         fields.text(searched=True)]
+NewPersonId = Annotated[Annotated[str, StringConstraints(pattern=PERSON_ID.pattern)] | Absent, fields.person_id()]
+Threshold = Annotated[Annotated[float, Field(ge=0, le=1)] | Absent, fields.number()]
+Flag = Annotated[bool, fields.boolean()]
+Metadata = Annotated[dict[str, Any] | Absent, fields.metadata()]
+
+
+def _integer(low: int, high: int, limit: str | None = None) -> Any:
+    return Annotated[int, Field(ge=low, le=high), fields.integer(low, limit or high)]
+
+
+def _filter(max_length: int) -> Any:
+    return Annotated[Annotated[str, StringConstraints(max_length=max_length)] | Absent,
+                     fields.text(max_length=max_length)]
+
+
+# --- request bodies (fields; the images are added by ``openapi`` and read by ``inputs``) ----------------------
+
+class OneImage(Body):
+    IMAGES = 1
+
+
+class Register(Body):
+    IMAGES = "many"
     name: Name = Field(description="the person's name")
-    person_id: NewPersonId | Absent = Field(None, description="chosen id (default: generated)")
+    person_id: NewPersonId = Field(None, description="chosen id (default: generated)")
+    metadata: Metadata = Field(None, description="any JSON object (a few kB at most)")
 
 
-class RegisterJson(ImagesJson, RegisterFields):
-    metadata: dict[str, Any] | Absent = Field(None, description="any JSON object (a few kB at most)")
+class AddFaces(Body):
+    IMAGES = "many"
+    allow_mismatch: Flag = Field(False, description="admin keys only: add a face that does not match the person")
 
 
-class RegisterForm(ImagesForm, RegisterFields):
-    metadata: Annotated[str, Field(json_schema_extra={"contentMediaType": "application/json"})] | Absent = Field(
-        None, description="a JSON object, as a string")
+class Verify(Body):
+    IMAGES = 1
+    person_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"\S"),
+                         fields.person_id(required=True)] = Field(description="who the face should be")
+    threshold: Threshold = Field(None, description=THRESHOLD)
 
 
-class AddFacesFields(Body):
-    allow_mismatch: bool = Field(False, description="admin keys only: add a face that does not match the person")
+class Identify(Body):
+    IMAGES = 1
+    top_k: Annotated[Annotated[int, Field(ge=1)] | Absent, fields.integer(1, "max_top_k")] = Field(
+        None, description="candidates per face (default 5, at most max_top_k)",
+        json_schema_extra={SETTING_MAXIMUM: "max_top_k"})
+    all_faces: Flag = Field(False, description="every face in the image, not only the largest")
+    threshold: Threshold = Field(None, description=THRESHOLD)
 
 
-class AddFacesJson(ImagesJson, AddFacesFields):
-    pass
-
-
-class AddFacesForm(ImagesForm, AddFacesFields):
-    pass
-
-
-class VerifyFields(Body):
-    person_id: str = Field(min_length=1, max_length=128, pattern=r"\S", description="who the face should be")
-    threshold: Threshold | Absent = Field(None, description=THRESHOLD)
-
-
-class VerifyJson(OneImageJson, VerifyFields):
-    pass
-
-
-class VerifyForm(OneImageForm, VerifyFields):
-    pass
-
-
-class IdentifyFields(Body):
-    top_k: TopK | Absent = Field(None, description="candidates per face (default 5, at most max_top_k)")
-    all_faces: bool = Field(False, description="every face in the image, not only the largest")
-    threshold: Threshold | Absent = Field(None, description=THRESHOLD)
-
-
-class IdentifyJson(OneImageJson, IdentifyFields):
-    pass
-
-
-class IdentifyForm(OneImageForm, IdentifyFields):
-    pass
-
-
-class CompareFields(Body):
-    threshold: Threshold | Absent = Field(None, description=THRESHOLD)
-
-
-class CompareJson(CompareFields):
-    """Two images: ``images`` with two, or ``image`` and one in ``images``."""
-    model_config = ConfigDict(json_schema_extra=_image_required)
-    image: Base64Image | Absent = Field(None, description=IMAGE_B64)
-    images: Annotated[list[Base64Image], Field(max_length=2)] | Absent = Field(None, description="base64 each")
-
-
-class CompareForm(CompareFields):
-    image: list[ImageFile] = Field(min_length=2, max_length=2, description="two image files")
+class Compare(Body):
+    IMAGES = 2
+    threshold: Threshold = Field(None, description=THRESHOLD)
 
 
 class PersonPatch(Body):
     """Only these two fields; at least one."""
     model_config = ConfigDict(extra="forbid", json_schema_extra=_one_field_at_least)
-    name: Name | Absent = Field(None, description="the person's name")
-    metadata: dict[str, Any] | Absent = Field(None, description="replaces the stored metadata")
-
-
-class PersonsQuery(Body):
-    limit: int = Field(20, ge=1, le=100, description="persons per page")
-    cursor: str | Absent = Field(None, description="`next_cursor` of the previous page")
-    offset: int = Field(0, ge=0, le=10**6, description="persons to skip (small jumps; prefer the cursor)")
-    q: Annotated[str, StringConstraints(max_length=200)] | Absent = Field(None, description="a substring of the name")
-
-
-class KeysQuery(Body):
-    include_inactive: bool = Field(False, description="also revoked and expired keys")
+    name: OptionalName = Field(None, description="the person's name")
+    metadata: Metadata = Field(None, description="replaces the stored metadata")
 
 
 class KeyCreate(Body):
     name: Name = Field(description="what the key is for, e.g. `kiosk 3`")
-    scopes: list[KeyScope] = Field(min_length=1, description="`admin` grants all")
-    expires_in_s: Annotated[int, Field(ge=1, le=10 * 365 * 86400)] | Absent = Field(
+    # Which scopes exist is the core's to check (its error lists the unknown ones and the allowed).
+    scopes: Annotated[list[str], fields.strings(), WithJsonSchema(
+        {"type": "array", "items": {"enum": list(SCOPES), "type": "string"}, "minItems": 1})] = Field(
+        description="`admin` grants all")
+    expires_in_s: Annotated[Annotated[int, Field(ge=1, le=MAX_KEY_LIFETIME_S)] | Absent,
+                            fields.integer(1, MAX_KEY_LIFETIME_S)] = Field(
         None, description="lifetime in seconds (default: none)")
 
 
 GRACE = "seconds the old key keeps working (at most 30 days; default 0: at once)"
+Grace = Annotated[Annotated[int, Field(ge=1, le=MAX_GRACE_S)] | Absent, fields.integer(1, MAX_GRACE_S)]
 
 
-class GraceQuery(Body):
-    grace_s: Annotated[int, Field(ge=1, le=30 * 86400)] | Absent = Field(None, description=GRACE)
+class Rotate(Body):
+    grace_s: Grace = Field(None, description=GRACE)
 
 
-class RotateJson(Body):
-    grace_s: Annotated[int, Field(ge=1, le=30 * 86400)] | Absent = Field(None, description=GRACE)
+# --- query parameters ---------------------------------------------------------------------------------------
+
+class PersonsQuery(Query):
+    limit: _integer(1, 100) = Field(20, description="persons per page")  # type: ignore[valid-type]
+    cursor: str | Absent = Field(None, description="`next_cursor` of the previous page")
+    offset: _integer(0, 10**6) = Field(0, description="persons to skip (small jumps; prefer the cursor)")  # type: ignore[valid-type]
+    q: _filter(200) = Field(None, description="a substring of the name")  # type: ignore[valid-type]
 
 
-class AuditQuery(Body):
-    limit: int = Field(50, ge=1, le=200, description="events per page")
-    cursor: Annotated[str, StringConstraints(pattern=r"^[0-9]+$")] | Absent = Field(
+class KeysQuery(Query):
+    include_inactive: Flag = Field(False, description="also revoked and expired keys")
+
+
+class GraceQuery(Query):
+    grace_s: Grace = Field(None, description=GRACE)
+
+
+class AuditQuery(Query):
+    limit: _integer(1, 200) = Field(50, description="events per page")  # type: ignore[valid-type]
+    cursor: Annotated[int | Absent, fields.integer(1, 2**62),
+                      WithJsonSchema({"type": "string", "pattern": r"^[0-9]+$"})] = Field(
         None, description="`next_cursor` of the previous page")
-    since: Annotated[str, StringConstraints(max_length=32)] | Absent = Field(
-        None, description="events at or after this ISO 8601 time")
-    person_id: Annotated[str, StringConstraints(max_length=128)] | Absent = Field(None, description="on whom")
-    actor: Annotated[str, StringConstraints(max_length=64)] | Absent = Field(None, description="a key's id")
-    op: Annotated[str, StringConstraints(max_length=64)] | Absent = Field(
-        None, description="an operation, e.g. `verify` or `matching.verify` (refusals)")
+    since: _filter(32) = Field(None, description="events at or after this ISO 8601 time")  # type: ignore[valid-type]
+    person_id: _filter(128) = Field(None, description="on whom")  # type: ignore[valid-type]
+    actor: _filter(64) = Field(None, description="a key's id")  # type: ignore[valid-type]
+    op: _filter(64) = Field(None, description="an operation, e.g. `verify` or `matching.verify` (refusals)")  # type: ignore[valid-type]
+
+

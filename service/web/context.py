@@ -8,14 +8,14 @@ from flask import Flask, current_app
 
 from ..config import Settings
 from ..core.keys import Keys
+from ..core.ports import AuditTrail
 from ..core.recognizer import Recognizer
-from ..store.audit import AuditTableHandler
 
 _RECOGNIZER, _KEYS, _SETTINGS, _AUDIT = "faceid.recognizer", "faceid.keys", "faceid.settings", "faceid.audit"
 
 
 def init_app(app: Flask, settings: Settings, recognizer: Recognizer, keys: Keys,
-             audit: AuditTableHandler | None) -> None:
+             audit: AuditTrail | None) -> None:
     app.extensions[_SETTINGS] = settings
     app.extensions[_RECOGNIZER] = recognizer
     app.extensions[_KEYS] = keys
@@ -34,5 +34,5 @@ def get_settings() -> Settings:
     return cast(Settings, current_app.extensions[_SETTINGS])
 
 
-def get_audit(app: Flask | None = None) -> AuditTableHandler | None:
-    return cast("AuditTableHandler | None", (app or current_app).extensions[_AUDIT])
+def get_audit(app: Flask | None = None) -> AuditTrail | None:
+    return cast("AuditTrail | None", (app or current_app).extensions[_AUDIT])

@@ -14,7 +14,7 @@ bp = Blueprint("detect", __name__, url_prefix="/v1")
 
 @bp.post("/detect")
 @operation("Every face: box, 5 landmarks, probability; largest first",
-           json=bodies.OneImageJson, form=bodies.OneImageForm, responses={200: models.Detection},
+           body=bodies.OneImage, responses={200: models.Detection},
            errors=[TooManyFaces])
 @require("enroll", "verify", "identify")  # any working key: it reveals no one
 def detect() -> Response:

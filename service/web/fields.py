@@ -1,59 +1,140 @@
-"""Validation of the non-image request fields, each error naming its field. Text and identifiers are put in
-their one canonical form here (``core.text``), before the limiter, a lookup or the store sees them."""
+"""The checks every request field goes through, as pydantic validators for the shapes of ``bodies``: each
+error names its field, text and identifiers are put in their one canonical form (``core.text``) before the
+limiter, a lookup or the store sees them, and a form field (always a string) and a JSON value are held to the
+same rules."""
 from __future__ import annotations
 
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BeforeValidator, ValidationInfo
 
 from ..core.recognizer import PERSON_ID
 from ..core.text import canonical, check_json_strings
 from ..errors import ValidationError
 
-T = TypeVar("T")
-
-
-def text(values: Mapping[str, Any], name: str, *, required: bool = False, max_length: int = 200,
-         searched: bool = False) -> str | None:
-    """The field in its canonical form (``core.text.canonical``; ``searched``: its search key is bounded
-    too), None when absent."""
-    value = values.get(name)
-    if value is None or value == "":
-        if required:
-            raise ValidationError(f"'{name}' is required", field=name)
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"'{name}' must be a string", field=name)
-    return canonical(value, name, max_length=max_length, searched=searched)
-
-
-def required_text(values: Mapping[str, Any], name: str, *, max_length: int = 200,
-                  searched: bool = False) -> str:
-    value = text(values, name, required=True, max_length=max_length, searched=searched)
-    if value is None:  # text() raises for a missing required field; this keeps the type honest
-        raise ValidationError(f"'{name}' is required", field=name)
-    return value
-
-
-def person_id(values: Mapping[str, Any]) -> str | None:
-    """A person id as every use of it sees it (the per-person limiter, the lookup, the audit trail)."""
-    value = text(values, "person_id", max_length=128)
-    if value is not None and not PERSON_ID.match(value):
-        raise ValidationError("'person_id' must be 1-128 characters: letters, digits and . _ : @ -",
-                              field="person_id")
-    return value
-
-
-def required_person_id(values: Mapping[str, Any]) -> str:
-    value = person_id(values)
-    if value is None:
-        raise ValidationError("'person_id' is required", field="person_id")
-    return value
-
-
 MAX_JSON_DEPTH = 16
+# What a number looks like in a form field or a query (Python's int() and float() also take "1_000", " 5",
+# "infinity" and digits of other scripts, none of which the API description calls a number).
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+Check = Callable[[Any, ValidationInfo], Any]
+
+
+def _name(info: ValidationInfo) -> str:
+    return info.field_name or "body"
+
+
+def _absent(value: Any) -> bool:
+    """An empty form field is a field left out (what a browser form sends for an empty input)."""
+    return value is None or value == ""
+
+
+def text(*, max_length: int = 200, searched: bool = False, required: bool = False) -> BeforeValidator:
+    def check(value: Any, info: ValidationInfo) -> str | None:
+        name = _name(info)
+        if _absent(value):
+            if required:
+                raise ValidationError(f"'{name}' is required", field=name)
+            return None
+        if not isinstance(value, str):
+            raise ValidationError(f"'{name}' must be a string", field=name)
+        return canonical(value, name, max_length=max_length, searched=searched)
+    return BeforeValidator(check)
+
+
+def person_id(*, required: bool = False) -> BeforeValidator:
+    """A person id as every use of it sees it (the per-person limiter, the lookup, the audit trail)."""
+    as_text = text(max_length=128, required=required).func
+
+    def check(value: Any, info: ValidationInfo) -> str | None:
+        found = as_text(value, info)  # type: ignore[call-arg]
+        if found is not None and not PERSON_ID.match(found):
+            raise ValidationError("'person_id' must be 1-128 characters: letters, digits and . _ : @ -",
+                                  field="person_id")
+        return found
+    return BeforeValidator(check)
+
+
+def _scalar(value: Any, name: str, convert: Callable[[Any], Any], what: str, written: re.Pattern[str]) -> Any:
+    """``value`` converted, None when absent; booleans are not numbers here."""
+    if _absent(value):
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, str) and not written.fullmatch(value):
+            raise ValueError
+        return convert(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int() of 1e999, which JSON parses to inf
+        raise ValidationError(f"'{name}' must be {what}", field=name) from None
+
+
+def integer(low: int, high: int | str) -> BeforeValidator:
+    """An integer within ``low``..``high``; ``high`` may name a limit the request is parsed with (a
+    setting, such as ``max_top_k``)."""
+    def check(value: Any, info: ValidationInfo) -> int | None:
+        name = _name(info)
+        if isinstance(value, float) and not value.is_integer():  # 5.5 is not 5
+            raise ValidationError(f"'{name}' must be an integer", field=name)
+        number = _scalar(value, name, int, "an integer", _INTEGER)
+        top = (info.context or {})[high] if isinstance(high, str) else high
+        if number is not None and not low <= number <= top:
+            raise ValidationError(f"'{name}' must be within {low}..{top}", field=name)
+        return number
+    return BeforeValidator(check)
+
+
+def number() -> BeforeValidator:
+    def check(value: Any, info: ValidationInfo) -> float | None:
+        name = _name(info)
+        found = _scalar(value, name, float, "a number", _NUMBER)
+        if found is not None and not math.isfinite(found):
+            raise ValidationError(f"'{name}' must be a finite number", field=name)
+        return found
+    return BeforeValidator(check)
+
+
+def boolean() -> BeforeValidator:
+    def check(value: Any, info: ValidationInfo) -> bool:
+        if _absent(value) or isinstance(value, bool):
+            return value is True
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no"):
+            return False
+        raise ValidationError(f"'{_name(info)}' must be true or false", field=_name(info))
+    return BeforeValidator(check)
+
+
+def metadata() -> BeforeValidator:
+    """A JSON object (multipart sends it as a JSON string) of at most ``max_metadata_bytes``."""
+    def check(value: Any, info: ValidationInfo) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = strict_json(value, "metadata") if value.strip() else {}
+        if not isinstance(value, dict):
+            raise ValidationError("'metadata' must be a JSON object", field="metadata")
+        check_json_strings(value, "metadata")
+        size, most = len(json.dumps(value).encode()), (info.context or {})["max_metadata_bytes"]
+        if size > most:
+            raise ValidationError(f"'metadata' is {size} bytes; at most {most} allowed", field="metadata",
+                                  details={"max_bytes": most})
+        return value
+    return BeforeValidator(check)
+
+
+def strings() -> BeforeValidator:
+    """A list of strings (what they may be is the core's to say, with its details)."""
+    def check(value: Any, info: ValidationInfo) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise ValidationError(f"'{_name(info)}' must be a list of strings", field=_name(info))
+        return value
+    return BeforeValidator(check)
 
 
 def strict_json(text: str | bytes, field: str) -> Any:
@@ -82,79 +163,3 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, depth)
             level.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
-
-
-def known_only(values: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    """Refuses parameters the endpoint does not take: a misspelt one (`limt=5`) would be a silent default."""
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ValidationError(f"unknown parameter(s): {', '.join(unknown)}", field=unknown[0])
-
-
-def metadata(values: Mapping[str, Any], *, max_bytes: int) -> dict[str, Any] | None:
-    value = values.get("metadata")
-    if value is None:
-        return None
-    if isinstance(value, str):  # multipart sends it as a JSON string
-        value = strict_json(value, "metadata") if value.strip() else {}
-    if not isinstance(value, dict):
-        raise ValidationError("'metadata' must be a JSON object", field="metadata")
-    check_json_strings(value, "metadata")
-    size = len(json.dumps(value).encode())
-    if size > max_bytes:
-        raise ValidationError(f"'metadata' is {size} bytes; at most {max_bytes} allowed", field="metadata",
-                              details={"max_bytes": max_bytes})
-    return value
-
-
-# What a number looks like in a form field or a query (Python's int() and float() also take "1_000", " 5",
-# "infinity" and digits of other scripts, none of which the API description calls a number).
-_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
-
-
-def _scalar(values: Mapping[str, Any], name: str, convert: Callable[[Any], T], what: str,
-            written: re.Pattern[str]) -> T | None:
-    """``values[name]`` converted, None when absent; booleans are not numbers here."""
-    value = values.get(name)
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        if isinstance(value, str) and not written.fullmatch(value):
-            raise ValueError
-        return convert(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int() of 1e999, which JSON parses to inf
-        raise ValidationError(f"'{name}' must be {what}", field=name) from None
-
-
-def integer(values: Mapping[str, Any], name: str, *, default: int, low: int, high: int) -> int:
-    if isinstance(values.get(name), float) and not values[name].is_integer():  # 5.5 is not 5
-        raise ValidationError(f"'{name}' must be an integer", field=name)
-    number = _scalar(values, name, int, "an integer", _INTEGER)
-    if number is None:
-        return default
-    if not low <= number <= high:
-        raise ValidationError(f"'{name}' must be within {low}..{high}", field=name)
-    return number
-
-
-def number(values: Mapping[str, Any], name: str) -> float | None:
-    value = _scalar(values, name, float, "a number", _NUMBER)
-    if value is not None and not math.isfinite(value):
-        raise ValidationError(f"'{name}' must be a finite number", field=name)
-    return value
-
-
-def boolean(values: Mapping[str, Any], name: str, *, default: bool = False) -> bool:
-    value = values.get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "1", "yes"):
-        return True
-    if isinstance(value, str) and value.lower() in ("false", "0", "no"):
-        return False
-    raise ValidationError(f"'{name}' must be true or false", field=name)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from ..errors import StoreUnavailable
 from ..lifecycle import draining
 from . import models, schemas
 from .context import get_recognizer
@@ -24,9 +23,5 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     """Ready when the models are loaded and the store answers, and not while draining after SIGTERM."""
     recognizer = get_recognizer()
-    try:
-        store = recognizer.store.heartbeat()
-    except StoreUnavailable:
-        store = False
-    body = schemas.readiness(recognizer.model_id, recognizer.ready, bool(store), draining.is_set())
+    body = schemas.readiness(recognizer.model_id, recognizer.ready, recognizer.store_answers(), draining.is_set())
     return jsonify(body), 200 if body["status"] == "ready" else 503

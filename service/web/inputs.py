@@ -39,7 +39,7 @@ def json_body() -> dict[str, Any]:
 
 
 def fields() -> dict[str, Any]:
-    """Non-image fields. Multipart values are strings; ``metadata`` may be a JSON string there."""
+    """Non-image fields, for ``bodies.parse``. Multipart values are strings; ``metadata`` may be a JSON string there."""
     if _kind() == "json":
         return {k: v for k, v in json_body().items() if k not in ("image", "images")}
     return {k: request.form.get(k) for k in request.form}

@@ -7,7 +7,7 @@ Three limits, each a setting, all answered with 429 ``rate_limited`` and ``Retry
   lower, so key guessing is slow;
 * per target person on verify, whichever key asks (``rate_limit_verify_per_person``): one stolen key or
   many cannot try photo after photo against one identity. Keyed on the canonical id the lookup uses
-  (``fields.person_id``), so no spelling of one id counts apart, and an id that is not one cannot become
+  (``bodies.Verify``), so no spelling of one id counts apart, and an id that is not one cannot become
   a counter (their number stays that of the ids that can exist).
 
 Counters live in ``rate_limit_storage_url``: ``memory://`` (the default) counts per worker process, so
@@ -24,7 +24,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from ..errors import FaceIdError
-from . import fields, inputs
+from . import bodies, inputs
 from .auth import caller
 from .context import get_settings
 
@@ -48,7 +48,7 @@ def _verify_target() -> str:
     if not _caller()[1]:
         return "verify-person:"
     try:  # the id the lookup will use: " ada " is ada, and a malformed id shares one counter
-        person_id = fields.person_id(inputs.fields())
+        person_id = bodies.parse(bodies.Verify, inputs.fields()).person_id
     except FaceIdError:
         return "verify-person:"
     return f"verify-person:{person_id or ''}"

@@ -111,7 +111,7 @@ class _GallerySize(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("faceid_gallery_persons", "Persons enrolled (the whole gallery)")
         try:
-            family.add_metric([], float(get_recognizer(self.app).store.person_count()))
+            family.add_metric([], float(get_recognizer(self.app).gallery_size()))
         except StoreUnavailable:
             return
         yield family
@@ -148,7 +148,7 @@ def init_app(app: Flask) -> None:
             RATE_LIMITED.labels(endpoint).inc()
         audit = get_audit(app)
         if audit is not None:
-            AUDIT_QUEUE.set(audit.queue.qsize())
+            AUDIT_QUEUE.set(audit.queued())
         return response
 
     app.register_blueprint(bp)

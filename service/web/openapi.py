@@ -5,7 +5,7 @@ pydantic models of ``models`` (which also shape every response body, in ``schema
 Declaring an endpoint::
 
     @bp.post("/keys")
-    @operation("Create an API key", json=bodies.KeyCreate, responses={201: models.KeyCreated},
+    @operation("Create an API key", body=bodies.KeyCreate, responses={201: models.KeyCreated},
                errors=[e.StoreUnavailable])
     @require("admin")
     def create_key() -> ...
@@ -17,6 +17,10 @@ answer is added from what it is, so it is written once for all of them: ``@requi
 ``unsupported_media_type``; an image in it adds 400 ``invalid_image``; a query adds 400 ``validation_error``.
 ``errors`` lists the rest (404 ``person_not_found``, 409, 422, 503 ...). A test fails for any route under /v1
 without a declaration, so a new endpoint cannot go undescribed.
+
+A body's fields are one model of ``bodies`` (the one its view parses with); when the endpoint takes images
+(``IMAGES``), the description offers it twice, as JSON with base64 images and as multipart with image files,
+both derived here from that one model.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json
 from .. import errors as e
 from ..core.recognizer import PERSON_ID
 from . import models
+from .bodies import SETTING_MAXIMUM, Body, Images, Query
+from .context import get_recognizer
 
 F = TypeVar("F", bound=Callable[..., Any])
 # A response body: a model, several (oneOf: the least-revealing variants), or a non-JSON media type.
@@ -45,9 +51,8 @@ class Operation:
     summary: str
     responses: Mapping[int, Answer]
     errors: tuple[type[e.FaceIdError], ...] = ()
-    json: type[BaseModel] | None = None
-    form: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
+    body: type[Body] | None = None
+    query: type[Query] | None = None
     description: str = ""
     rate_limited: bool = True
     path_params: Mapping[str, str] = field(default_factory=dict)
@@ -58,9 +63,9 @@ class Operation:
         found: list[type[e.FaceIdError]] = []
         if self.scopes:
             found += [e.Unauthorized, e.Forbidden]
-        if self.json or self.form:
+        if self.body:
             found += [e.ValidationError, e.RequestTimeout, e.PayloadTooLarge, e.UnsupportedMediaType]
-            if any("image" in m.model_fields for m in (self.json, self.form) if m is not None):
+            if self.body.IMAGES:
                 found.append(e.InvalidImage)
         if self.query:
             found.append(e.ValidationError)
@@ -71,13 +76,13 @@ class Operation:
 
 
 def operation(summary: str, *, responses: Mapping[int, Answer], errors: Iterable[type[e.FaceIdError]] = (),
-              json: type[BaseModel] | None = None, form: type[BaseModel] | None = None,
-              query: type[BaseModel] | None = None, description: str = "", rate_limited: bool = True,
-              path_params: Mapping[str, str] | None = None, body_required: bool = True) -> Callable[[F], F]:
+              body: type[Body] | None = None, query: type[Query] | None = None, description: str = "",
+              rate_limited: bool = True, path_params: Mapping[str, str] | None = None,
+              body_required: bool = True) -> Callable[[F], F]:
     """Declares the view it decorates (put it right under the route decorator, above ``@require``): what it
     takes and answers. With ``@require``'s scopes, the declaration is all ``/openapi.json`` knows about the
     endpoint."""
-    op = Operation(summary, dict(responses), tuple(errors), json, form, query, description, rate_limited,
+    op = Operation(summary, dict(responses), tuple(errors), body, query, description, rate_limited,
                    dict(path_params or {}), body_required)
 
     def decorator(view: F) -> F:
@@ -141,11 +146,22 @@ def spec(app: Flask) -> dict[str, Any]:
             for model in (answer if isinstance(answer, tuple) else (answer,)):
                 if not isinstance(model, str):
                     wanted[(model, "serialization")] = None
-        for body in (op.json, op.form, op.query):
-            if body is not None:
-                wanted[(body, "validation")] = None
+        for fields in (op.body, op.query):
+            if fields is not None:
+                wanted[(fields, "validation")] = None
     refs, top = models_json_schema(list(wanted), ref_template=REF, schema_generator=_Schemas)
-    components = dict(sorted(top.get("$defs", {}).items()))
+    components = top.get("$defs", {})
+    for body in {op.body for _, _, _, op in operations if op.body is not None}:
+        if body.IMAGES is not None:
+            plain = components.pop(body.__name__)
+            components[body.__name__ + "Json"] = _with_images(plain, body.IMAGES, form=False)
+            components[body.__name__ + "Form"] = _with_images(plain, body.IMAGES, form=True)
+    components = dict(sorted(components.items()))
+    limits = {"max_top_k": get_recognizer(app).policy.max_top_k}
+    for schema in components.values():
+        for prop in schema.get("properties", {}).values():
+            if SETTING_MAXIMUM in prop:
+                prop["maximum"] = limits[prop.pop(SETTING_MAXIMUM)]
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
         return dict(refs[(model, mode)])
@@ -200,10 +216,11 @@ def _operation(path: str, endpoint: str, op: Operation, ref: Callable[[type[Base
     if params:
         out["parameters"] = params
     content: dict[str, Any] = {}
-    if op.form is not None:
-        content["multipart/form-data"] = {"schema": ref(op.form, "validation")}
-    if op.json is not None:
-        content["application/json"] = {"schema": ref(op.json, "validation")}
+    if op.body is not None and op.body.IMAGES:
+        content["multipart/form-data"] = {"schema": {"$ref": REF.format(model=op.body.__name__ + "Form")}}
+        content["application/json"] = {"schema": {"$ref": REF.format(model=op.body.__name__ + "Json")}}
+    elif op.body is not None:
+        content["application/json"] = {"schema": ref(op.body, "validation")}
     if content:
         out["requestBody"] = {"required": op.body_required, "content": content}
     responses: dict[str, Any] = {}
@@ -222,6 +239,46 @@ def _operation(path: str, endpoint: str, op: Operation, ref: Callable[[type[Base
                                   "headers": headers, "content": {"application/json": {"schema": schema}}}
     out["responses"] = dict(sorted(responses.items()))
     return out
+
+
+IMAGE_B64 = "an image, base64 (a data: URL is accepted)"
+IMAGE_FILE = "an image file (JPEG, PNG, WEBP, HEIC, BMP, GIF, TIFF)"
+_BASE64 = {"type": "string", "contentEncoding": "base64"}
+_FILE = {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"}
+
+
+def _with_images(fields: dict[str, Any], images: Images, *, form: bool) -> dict[str, Any]:
+    """A body's schema with its images: base64 strings in ``image``/``images`` (JSON), or the repeatable
+    file field ``image`` (multipart, where a JSON object field such as ``metadata`` is a JSON string)."""
+    schema = {**fields, "title": fields["title"] + ("Form" if form else "Json"),
+              "properties": dict(fields.get("properties", {}))}
+    required = list(schema.get("required", []))
+    if form:
+        for name, prop in schema["properties"].items():
+            if prop.get("type") == "object":
+                schema["properties"][name] = {"type": "string", "contentMediaType": "application/json",
+                                              "description": prop.get("description", "") + ", as a string"}
+        if images == 1:
+            schema["properties"]["image"] = {**_FILE, "description": IMAGE_FILE}
+        else:
+            many = {"minItems": 1} if images == "many" else {"minItems": 2, "maxItems": 2}
+            schema["properties"]["image"] = {"type": "array", "items": _FILE, **many, "description": (
+                IMAGE_FILE + "; repeat the field for several") if images == "many" else "two image files"}
+        schema["required"] = [*required, "image"]
+        return schema
+    schema["properties"]["image"] = {**_BASE64, "description": IMAGE_B64}
+    if images == 1:
+        schema["required"] = [*required, "image"]
+        return schema
+    schema["properties"]["images"] = {"type": "array", "items": _BASE64, **({"maxItems": 2} if images == 2 else {}),
+                                      "description": "several images, base64 each" if images == "many" else
+                                      "base64 each"}
+    if images == 2:
+        schema["description"] = "Two images: ``images`` with two, or ``image`` and one in ``images``."
+    schema["anyOf"] = [{"required": ["image"]}, {"required": ["images"]}]
+    if required:
+        schema["required"] = required
+    return schema
 
 
 def _answer_description(status: int, answer: Answer) -> str:

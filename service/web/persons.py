@@ -10,43 +10,40 @@ from flask import Blueprint, Response, jsonify, request
 from .. import errors as e
 from ..core.text import identifier
 from ..errors import Forbidden, ValidationError
-from . import bodies, fields, inputs, models, schemas
+from . import bodies, inputs, models, schemas
 from .auth import is_admin, require
 from .context import get_recognizer, get_settings
 from .openapi import operation
 
 bp = Blueprint("persons", __name__, url_prefix="/v1/persons")
-MAX_LIMIT = 100
 
 
 @bp.post("")
-@operation("Register a person from one or more images (all or nothing)", json=bodies.RegisterJson,
-           form=bodies.RegisterForm, responses={201: models.PersonWithFaces},
+@operation("Register a person from one or more images (all or nothing)", body=bodies.Register,
+           responses={201: models.PersonWithFaces},
            errors=[e.PersonExists, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality, e.StoreUnavailable],
            description="Every image must hold exactly one usable face. Unless the key is an admin key, "
                        "`duplicate_face` does not say who.")
 @require("enroll")
 def register() -> tuple[Response, int]:
-    settings = get_settings()
-    values = inputs.fields()
-    name = fields.required_text(values, "name", searched=True)  # the cheap checks before any image work
-    metadata = fields.metadata(values, max_bytes=settings.max_metadata_bytes)
-    person_id = fields.person_id(values)
+    settings = get_settings()  # the cheap checks before any image work
+    body = bodies.parse(bodies.Register, inputs.fields(), max_metadata_bytes=settings.max_metadata_bytes)
     images = inputs.images(at_most=settings.max_images_per_request)
-    person, faces = get_recognizer().enroll(images=images, name=name, metadata=metadata, person_id=person_id)
+    person, faces = get_recognizer().enroll(images=images, name=body.name, metadata=body.metadata,
+                                            person_id=body.person_id)
     return jsonify(schemas.person_with_faces(person, faces)), 201
 
 
 @bp.post("/<person_id>/faces")
-@operation("Add faces to a person: each must match them", json=bodies.AddFacesJson,
-           form=bodies.AddFacesForm, responses={201: models.PersonWithFaces},
+@operation("Add faces to a person: each must match them", body=bodies.AddFaces,
+           responses={201: models.PersonWithFaces},
            errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality,
                    e.FaceMismatch, e.StoreUnavailable],
            description="403 `forbidden` for `allow_mismatch` without an admin key.")
 @require("enroll")
 def add_faces(person_id: str) -> tuple[Response, int]:
+    allow_mismatch = bodies.parse(bodies.AddFaces, inputs.fields()).allow_mismatch
     images = inputs.images(at_most=get_settings().max_images_per_request)
-    allow_mismatch = fields.boolean(inputs.fields(), "allow_mismatch")
     if allow_mismatch and not is_admin():
         raise Forbidden("only an admin key may add a face that does not match the person",
                         details={"required_scope": "admin", "field": "allow_mismatch"})
@@ -61,13 +58,10 @@ def add_faces(person_id: str) -> tuple[Response, int]:
 def list_persons() -> Response:
     """Pages by keyset: ``next_cursor`` names the last person shown, so a page costs the same anywhere in a
     gallery of millions (``offset`` still works, for small jumps)."""
-    values = request.args
-    fields.known_only(values, bodies.PersonsQuery.model_fields)
-    limit = fields.integer(values, "limit", default=20, low=1, high=MAX_LIMIT)
-    offset = fields.integer(values, "offset", default=0, low=0, high=10**6)
-    after = _decode_cursor(values["cursor"]) if values.get("cursor") else None
-    q = fields.text(values, "q", max_length=200, searched=True)
-    people, total = get_recognizer().list_persons(limit=limit + 1, offset=offset, q=q, after=after)
+    query = bodies.parse(bodies.PersonsQuery, request.args)
+    limit, offset = query.limit, query.offset
+    after = _decode_cursor(query.cursor) if query.cursor else None
+    people, total = get_recognizer().list_persons(limit=limit + 1, offset=offset, q=query.q, after=after)
     more, people = len(people) > limit, people[:limit]
     cursor = _encode_cursor(people[-1].created_at, people[-1].id) if more else None
     return jsonify(schemas.persons_page(people, total, limit, offset, cursor))
@@ -83,20 +77,14 @@ def get_person(person_id: str) -> Response:
 
 
 @bp.patch("/<person_id>")
-@operation("Change name and/or metadata", json=bodies.PersonPatch,
+@operation("Change name and/or metadata", body=bodies.PersonPatch,
            responses={200: models.PersonReply}, errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def update_person(person_id: str) -> Response:
-    values = inputs.fields()
-    unknown = sorted(set(values) - {"name", "metadata"})
-    if unknown:
-        raise ValidationError(f"only 'name' and 'metadata' can be changed, not {', '.join(unknown)}",
-                              field=unknown[0])
-    name = fields.text(values, "name", searched=True)
-    metadata = fields.metadata(values, max_bytes=get_settings().max_metadata_bytes)
-    if name is None and metadata is None:
+    body = bodies.parse(bodies.PersonPatch, inputs.fields(), max_metadata_bytes=get_settings().max_metadata_bytes)
+    if body.name is None and body.metadata is None:
         raise ValidationError("send 'name' and/or 'metadata'", field="name")
-    person = get_recognizer().update_person(person_id, name=name, metadata=metadata)
+    person = get_recognizer().update_person(person_id, name=body.name, metadata=body.metadata)
     return jsonify(schemas.person(person))
 
 
