@@ -421,9 +421,21 @@ def main(argv: list[str] | None = None) -> None:
         "impostor_tails": {k: t.summary() for k, t in tails.items()}, "synthetic_realism": realism,
         "verify_threshold": round(verify, 4), "multi_photo": multi, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "open_set.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / "open_set.json").write_text(dump(result))
     plot(rows, RESULTS / "open_set.png")
     print(markdown(rows, chosen.name))
+
+
+def dump(result: dict) -> str:
+    """The results as JSON with one row per line (a file to read and diff, not 15,000 lines)."""
+    lines = []
+    for key, value in result.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            rows = ",\n".join("  " + json.dumps(r) for r in value)
+            lines.append(f"{json.dumps(key)}: [\n{rows}\n ]")
+        else:
+            lines.append(f"{json.dumps(key)}: {json.dumps(value)}")
+    return "{\n " + ",\n ".join(lines) + "\n}\n"
 
 
 def multi_photo(doms: list[Domain], synthetic: dict, rule: IdentifyRule, verify: float, sizes: list[int],
