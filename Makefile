@@ -4,7 +4,7 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
-.PHONY: install install-dev install-facenet lock prepare system-deps lint test test-fast test-docker run bench-lfw bench-identify bench-latency bench-breakdown \
+.PHONY: install install-dev install-facenet lock prepare system-deps lint test test-fast test-docker run bench-lfw bench-identify bench-open-set bench-latency bench-breakdown \
 	bench-duplicates bench-load bench-detector bench-scale bench-centre clean
 
 DEV_STAMP := $(VENV)/.installed-dev
@@ -82,6 +82,10 @@ bench-lfw: install-dev prepare
 
 bench-identify: install-dev prepare
 	$(VPY) -m bench.identify
+
+# FNIR at FPIR for galleries of 100 to 1M people; writes the identify rule the service reads (open_set.json).
+bench-open-set: install-dev prepare
+	$(VPY) -m bench.open_set
 
 bench-latency: install-dev prepare
 	$(VPY) -m bench.latency

@@ -129,8 +129,8 @@ class Settings:
     calibration_file: Path = ROOT / "bench" / "results" / "lfw.json"
     # Verify threshold (cosine). 0 = the calibrated one: threshold_at_far_1e-3 in bench/results/lfw.json.
     verify_threshold: float = 0.0
-    # Identify: the chance that a stranger is matched to *anyone* in the gallery; the threshold is derived
-    # from this, the gallery size and the benchmark's impostor scores.
+    # Identify: the chance that a stranger is matched to *anyone* in the gallery (FPIR); the threshold is
+    # read for this FPIR and the gallery size from open_set.json beside calibration_file (bench/open_set.py).
     identify_target_far: float = 0.01
     # A new face that matches a different person: "reject" (409) or "allow". Matching means above the
     # open-set threshold for the current gallery size, as identify decides.

@@ -98,6 +98,12 @@ def test_status_needs_an_admin_key(client, recognizer):
     assert state.generation >= 1
     assert body["thresholds"]["verify"] == round(recognizer.verify_threshold, 4)
     assert body["thresholds"]["identify"] >= body["thresholds"]["verify"]
+    decision = recognizer.open_set_decision()  # what identify promises at this gallery size
+    assert body["thresholds"]["identify"] == round(decision.least_similarity, 4)
+    assert body["identify_rule"] == {"name": decision.rule.name, "beta": decision.rule.beta,
+                                     "score_threshold": round(decision.threshold, 4), "target_fpir": 0.01,
+                                     "expected_fnir": decision.expected_fnir}
+    assert decision.rule.name != "per_comparison_far" and 0 <= decision.expected_fnir < 0.5
 
 
 def test_status_names_a_server_store(make_app, postgres_url, shared_chroma_server):

@@ -61,6 +61,9 @@ def test_identify_finds_the_person_and_calls_a_stranger_unknown(client, gallery)
     assert body["threshold"] > 0 and body["gallery_size"] == 4
     (face,) = body["faces"]
     assert face["match"]["person_id"] == "kit" and face["match"]["name"] == "Kit Harington"
+    # the rule and what it needed: the best candidate's similarity against what its second allowed
+    assert body["rule"]["target_fpir"] == body["target_open_set_far"] == 0.01 and body["rule"]["name"]
+    assert face["match"]["similarity"] >= face["threshold"] >= body["threshold"]
     assert 1 <= len(face["candidates"]) <= 3
     sims = [c["similarity"] for c in face["candidates"]]
     assert sims == sorted(sims, reverse=True)

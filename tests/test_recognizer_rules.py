@@ -5,7 +5,7 @@ import pytest
 
 from service.core.recognizer import Policy, Recognizer
 from service.core.records import NewFace
-from service.errors import DuplicateFace, FaceNotFound, PersonExists, PersonNotFound, ValidationError
+from service.errors import ConfigError, DuplicateFace, FaceNotFound, PersonExists, PersonNotFound, ValidationError
 from service.store.memory import MemoryStore
 
 from .conftest import fixture_bytes
@@ -81,7 +81,7 @@ def test_duplicates_are_judged_at_the_open_set_threshold_for_the_gallery_size(re
         v /= np.linalg.norm(v)
         rec.store.create_person(person_id=f"p{i}", name="P", metadata={}, faces=[NewFace(v, {}, {})], template=v)
     large = rec.identify_threshold()[0]
-    assert small == pytest.approx(rec.verify_threshold) and large > rec.verify_threshold + 0.02
+    assert small == pytest.approx(rec.verify_threshold) and large > rec.verify_threshold + 0.01
     # a vector at cosine halfway between the two thresholds from Kit's template
     cos = (rec.verify_threshold + large) / 2
     other = rng.normal(size=dim).astype(np.float32)
@@ -91,6 +91,23 @@ def test_duplicates_are_judged_at_the_open_set_threshold_for_the_gallery_size(re
     rec.check_duplicates([NewFace(lookalike, {}, {})], None)  # not a duplicate in a gallery this size
     with pytest.raises(DuplicateFace):
         rec.check_duplicates([NewFace(kit, {}, {})], None)
+    # The same rule as identify's: a face just above that threshold is Kit's duplicate while Kit stands alone,
+    # and not once a second person is nearly as close (a crowd of look-alikes, not Kit).
+    near = unit_at(kit, large + 0.01, rng)
+    if rec.open_set_decision().rule.beta:
+        with pytest.raises(DuplicateFace):
+            rec.check_duplicates([NewFace(near, {}, {})], None)
+        twin = unit_at(near, large + 0.008, rng)
+        rec.store.create_person(person_id="twin", name="T", metadata={}, faces=[NewFace(twin, {}, {})], template=twin)
+        rec.check_duplicates([NewFace(near, {}, {})], None)
+
+
+def unit_at(v: np.ndarray, cos: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector at cosine ``cos`` from ``v`` in a random direction."""
+    other = rng.normal(size=v.shape).astype(np.float32)
+    other -= (other @ v) * v
+    other /= np.linalg.norm(other)
+    return (cos * v + np.sqrt(1 - cos ** 2) * other).astype(np.float32)
 
 
 def test_every_caller_stores_text_in_its_canonical_form(rec):
@@ -105,3 +122,10 @@ def test_every_caller_stores_text_in_its_canonical_form(rec):
     with pytest.raises(ValidationError):
         rec.update_person("renee", metadata={"k\x00": 1})
     assert rec.update_person("renee", name="Rene\u0301e L.").name == "Ren\u00e9e L."
+
+
+def test_a_target_fpir_the_rule_was_not_calibrated_for_stops_the_start(rec):
+    """Not a 500 on the first identify: the service refuses to start with a named configuration error."""
+    with pytest.raises(ConfigError, match="identify_target_far"):
+        Recognizer(rec.pipeline, rec.store, rec.calibration, Policy(identify_target_far=0.2))
+    assert Recognizer(rec.pipeline, rec.store, rec.calibration, Policy(identify_target_far=0.003))

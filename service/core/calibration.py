@@ -6,12 +6,21 @@ from its 50,000 impostor pairs): LFW's faces are easier, and its threshold alone
 real-photo impostors through. Keeping the numbers in the benchmark's output means a re-run of the benchmark
 re-calibrates the service, and the README's table and the service can never disagree. Which file is read is
 a setting (``calibration_file``; default: the one shipped beside the code).
+
+Identify's decision rule comes from ``open_set.json`` beside that file (``bench/open_set.py``): thresholds
+tabulated per gallery size and false-positive identification rate (FPIR: the share of searches by people who
+are not enrolled that return anyone), measured on real galleries and modelled up to a million people on
+impostor scores with clean labels. A model without such an entry falls back to the per-comparison rule
+(``threshold_for_far``).
 """
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +35,123 @@ def _results(path: Path) -> dict:
         raise ConfigError(f"cannot read calibration {path}: {exc}") from exc
 
 
+def _interp_log(x: float, points: list[list[float]]) -> float:
+    """Linear in log10 of x through ``[[x, y], ...]`` (sorted by x); the end segments extended beyond."""
+    xs = [math.log10(max(p[0], 1e-12)) for p in points]
+    ys = [p[1] for p in points]
+    lx = math.log10(max(x, 1e-12))
+    if len(points) == 1:
+        return float(ys[0])
+    i = 1 if lx <= xs[1] else len(xs) - 1 if lx >= xs[-2] else next(j for j in range(1, len(xs)) if lx <= xs[j])
+    return float(ys[i - 1] + (ys[i] - ys[i - 1]) * (lx - xs[i - 1]) / (xs[i] - xs[i - 1]))
+
+
+@dataclass(frozen=True)
+class IdentifyRule:
+    """How identify decides, for a model id: the best candidate (similarity s1) is accepted when s1 clears
+    verify's threshold and ``s1 - beta * max(s2, m0)`` clears the rule's threshold for the gallery size and
+    FPIR, s2 being the second-best candidate's similarity and m0 the median impostor similarity.
+
+    Why the second candidate: a stranger's best and second-best candidates are both the top of the same
+    impostor crowd and lie close together, while an enrolled person's own template usually stands clear of
+    the crowd; subtracting part of s2 takes out how crowded this probe's neighbourhood is (a probe that looks
+    like many people scores high against everyone). ``beta = 0`` is a plain threshold."""
+    name: str
+    beta: float
+    m0: float
+    tables: dict[float, list[list[float]]] = field(repr=False)  # FPIR -> [[gallery size, threshold], ...]
+    expected_fnir: dict[float, list[list[float]]] = field(default_factory=dict, repr=False)
+
+    @staticmethod
+    def score(beta: float, m0: float, s1: Any, s2: Any) -> Any:
+        """The rule's score, for floats or numpy arrays alike (the benchmark calibrates with this one)."""
+        return s1 - beta * np.maximum(s2, m0)
+
+    def _at(self, tables: dict[float, list[list[float]]], gallery_size: int, fpir: float) -> float:
+        fpirs = sorted(tables)
+        if not fpirs[0] <= fpir <= fpirs[-1]:
+            raise ConfigError(f"identify_target_far {fpir} is outside the calibrated FPIRs {fpirs[0]}..{fpirs[-1]} "
+                              f"of rule {self.name!r}", details={"key": "identify_target_far"})
+        n = max(gallery_size, 1)
+        at = [[f, _interp_log(n, tables[f])] for f in fpirs]
+        return _interp_log(fpir, at)
+
+    def threshold(self, gallery_size: int, fpir: float) -> float:
+        """The rule's threshold for a gallery of ``gallery_size`` people at this FPIR, interpolated in log N
+        and log FPIR (beyond the largest tabulated gallery, the last segment extended)."""
+        return min(self._at(self.tables, gallery_size, fpir), 0.999)
+
+    def expected(self, gallery_size: int, fpir: float) -> float | None:
+        """The FNIR the benchmark expects at this size and FPIR (real single photos), where tabulated."""
+        if not self.expected_fnir or fpir not in self.expected_fnir and not (
+                min(self.expected_fnir) <= fpir <= max(self.expected_fnir)):
+            return None
+        return round(min(max(self._at(self.expected_fnir, gallery_size, fpir), 0.0), 1.0), 4)
+
+    @classmethod
+    def from_json(cls, data: dict) -> IdentifyRule:
+        return cls(data["name"], float(data["beta"]), float(data["m0"]),
+                   {float(f): t for f, t in data["thresholds"].items()},
+                   {float(f): t for f, t in data.get("expected_fnir_celeba_dev_one_photo", {}).items()})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "beta": self.beta, "m0": self.m0,
+                "thresholds": {str(f): t for f, t in self.tables.items()}}
+
+
+@dataclass(frozen=True)
+class OpenSetDecision:
+    """Identify's decision for one gallery size: what the rule needs and what it promises."""
+    rule: IdentifyRule
+    threshold: float        # on the rule's score
+    floor: float            # s1 must also reach this (verify's threshold, or a stricter requested one)
+    gallery_size: int
+    target_fpir: float
+    per_comparison_far: float
+    expected_fnir: float | None
+
+    def similarity_needed(self, second: float | None) -> float:
+        """The similarity the best candidate needs, given the second-best's (None: no second candidate)."""
+        s2 = self.rule.m0 if second is None else second
+        return max(self.floor, self.threshold + self.rule.beta * max(s2, self.rule.m0))
+
+    def accepts(self, best: float, second: float | None) -> bool:
+        return best >= self.similarity_needed(second)
+
+    @property
+    def least_similarity(self) -> float:
+        """The lowest similarity that can ever be accepted at this gallery size (no crowd near the probe)."""
+        return self.similarity_needed(None)
+
+
 class Calibration:
     """The thresholds of every benchmarked model id, read from one results file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def identify_rule(self, model_id: str) -> IdentifyRule | None:
+        """The open-set rule calibrated for ``model_id`` by ``bench/open_set.py``, if any."""
+        path = self.path.parent / "open_set.json"
+        if not path.is_file():
+            return None
+        data = _results(path)
+        if data.get("model") != model_id or "rule" not in data:
+            return None
+        return IdentifyRule.from_json(data["rule"])
+
+    def open_set_decision(self, model_id: str, gallery_size: int, target_fpir: float,
+                          verify: float) -> OpenSetDecision:
+        """How identify decides in a gallery of ``gallery_size`` people at FPIR ``target_fpir``: the
+        benchmarked rule where there is one, else a plain threshold at the per-comparison FAR."""
+        far = per_comparison_far(target_fpir, gallery_size)
+        rule = self.identify_rule(model_id)
+        if rule is None:
+            fallback = IdentifyRule("per_comparison_far", 0.0, 0.0, {})
+            return OpenSetDecision(fallback, self.threshold_for_far(model_id, far), verify, gallery_size,
+                                   target_fpir, far, None)
+        return OpenSetDecision(rule, rule.threshold(gallery_size, target_fpir), verify, gallery_size, target_fpir,
+                               far, rule.expected(gallery_size, target_fpir))
 
     def verify_threshold(self, model_id: str) -> float:
         """Cosine threshold at FAR 1e-3 for ``model_id`` (the stricter data set's); a model without a

@@ -12,7 +12,7 @@ import re
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from ..errors import (
     StoreUnavailable,
     ValidationError,
 )
-from .calibration import Calibration
+from .calibration import Calibration, OpenSetDecision
 from .pipeline import EnrollmentCheck, FacePipeline
 from .ports import FaceStore
 from .records import (
@@ -63,6 +63,8 @@ class Recognizer:
         self.pipeline, self.store, self.calibration, self.policy = pipeline, store, calibration, policy
         self.model_id = pipeline.embedder.model_id
         self.verify_threshold = policy.verify_threshold or calibration.verify_threshold(self.model_id)
+        # an identify_target_far the open-set rule was not calibrated for stops the start, not a request
+        calibration.open_set_decision(self.model_id, 1, policy.identify_target_far, self.verify_threshold)
         # Template upkeep reads the faces and writes the template: one writer at a time in this process.
         # Writes that add or remove vectors also hold the store's registration lock (every process), taken
         # first, so a compaction never rebuilds the index under them.
@@ -98,12 +100,16 @@ class Recognizer:
                                   field="threshold", details={"minimum": round(default, 4)})
         return requested
 
+    def open_set_decision(self) -> OpenSetDecision:
+        """How identify and the duplicate check decide at the current gallery size (one template per
+        enrolled person), and what that promises: one place, ``Calibration.open_set_decision``."""
+        return self.calibration.open_set_decision(self.model_id, self.store.person_count(),
+                                                  self.policy.identify_target_far, self.verify_threshold)
+
     def identify_threshold(self) -> tuple[float, float, int]:
-        """(threshold, per-comparison FAR, gallery size): one comparison per enrolled person (template)."""
-        people = self.store.person_count()
-        threshold, far = self.calibration.identify_threshold(self.model_id, people, self.policy.identify_target_far,
-                                                             self.verify_threshold)
-        return threshold, far, people
+        """(lowest similarity identify can accept, per-comparison FAR, gallery size)."""
+        decision = self.open_set_decision()
+        return decision.least_similarity, decision.per_comparison_far, decision.gallery_size
 
     # --- enrollment -----------------------------------------------------------------------------------
 
@@ -113,10 +119,10 @@ class Recognizer:
         threshold, false duplicates would grow with the gallery (about 1 in 4 new people at 1,000)."""
         if self.policy.duplicate_policy == "allow":
             return
-        threshold = self.identify_threshold()[0]
+        decision = self.open_set_decision()
         for i, face in enumerate(faces):
-            hits = self.store.nearest_persons(face.embedding, 1, exclude=person_id)
-            if hits and hits[0].similarity >= threshold:
+            hits = self.store.nearest_persons(face.embedding, 2, exclude=person_id)
+            if hits and decision.accepts(hits[0].similarity, hits[1].similarity if len(hits) > 1 else None):
                 other = hits[0]
                 log.info("decision", extra={"op": "enroll", "decision": "duplicate_face",
                                             "other_person_id": other.person_id,
@@ -290,18 +296,23 @@ class Recognizer:
         top_k = top_k or self.policy.default_top_k
         if not 1 <= top_k <= self.policy.max_top_k:
             raise ValidationError(f"top_k must be within 1..{self.policy.max_top_k}", field="top_k")
-        base, far, gallery_size = self.identify_threshold()
-        threshold = self.effective_threshold(base, threshold)
+        decision = self.open_set_decision()
+        threshold = self.effective_threshold(decision.least_similarity, threshold)
+        decision = replace(decision, floor=max(decision.floor, threshold))
         results = []
         for probe in self.pipeline.probes(image, all_faces=all_faces, max_faces=max_faces):
-            candidates = self.store.nearest_persons(probe.embedding, top_k)
-            match: Candidate | None = candidates[0] if candidates and candidates[0].similarity >= threshold else None
+            # the second candidate is part of the decision, whatever top_k the caller wants shown
+            candidates = self.store.nearest_persons(probe.embedding, max(top_k, 2))
+            second = candidates[1].similarity if len(candidates) > 1 else None
+            needed = decision.similarity_needed(second)
+            match: Candidate | None = candidates[0] if candidates and candidates[0].similarity >= needed else None
             log.info("decision", extra={"op": "identify", "decision": "match" if match else "no_match",
                                         "match": match.person_id if match else None,
                                         "best_similarity": round(candidates[0].similarity, 4) if candidates else None,
-                                        "threshold": round(threshold, 4), "gallery_size": gallery_size})
-            results.append(IdentifiedFace(probe.face, match, candidates))
-        return Identification(threshold, gallery_size, far, self.policy.identify_target_far, results)
+                                        "threshold": round(needed, 4), "gallery_size": decision.gallery_size})
+            results.append(IdentifiedFace(probe.face, match, candidates[:top_k], needed))
+        return Identification(threshold, decision.gallery_size, decision.per_comparison_far,
+                              self.policy.identify_target_far, results, decision)
 
     def compare(self, first: bytes, second: bytes, *, threshold: float | None = None) -> Verdict:
         """Two images, largest face each, nothing stored."""

@@ -8,9 +8,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .calibration import OpenSetDecision
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -128,6 +131,7 @@ class IdentifiedFace:
     face: Face
     match: Candidate | None
     candidates: list[Candidate]
+    needed: float | None = None  # the similarity the best candidate needed (the rule weighs the second too)
 
 
 @dataclass
@@ -138,3 +142,4 @@ class Identification:
     per_comparison_far: float
     target_open_set_far: float
     faces: list[IdentifiedFace]
+    decision: OpenSetDecision  # the rule it was decided with, and what it promises

@@ -93,7 +93,18 @@ class EnrollmentCheck(Reply):
 
 class Thresholds(Reply):
     verify: float
-    identify: float = Field(description="at the current gallery size")
+    identify: float = Field(description="at the current gallery size: the lowest similarity identify can accept "
+                                        "(more when the second candidate is close, see `identify_rule`)")
+
+
+class OpenSetRule(Reply):
+    """Identify's decision rule at the current gallery size and what it promises (bench/open_set.py)."""
+    name: str = Field(description="`margin_<beta>`, `plain`, or `per_comparison_far` (no open-set calibration)")
+    beta: float = Field(description="the share of the second candidate's similarity subtracted from the best's")
+    score_threshold: float = Field(description="what `best - beta * max(second, m0)` must reach")
+    target_fpir: float = Field(description="share of searches by people not enrolled that may return anyone")
+    expected_fnir: float | None = Field(description="share of enrolled people's searches expected to miss "
+                                                    "(real single-photo enrolment, modelled for this gallery size)")
 
 
 class StoreKinds(Reply):
@@ -114,6 +125,7 @@ class Status(Reply):
     ready: bool
     gallery_size: int = Field(ge=0)
     thresholds: Thresholds
+    identify_rule: OpenSetRule
     store: StoreKinds
 
 
@@ -214,14 +226,18 @@ class IdentifiedFace(Reply):
     box: Box
     match: Candidate | None = Field(description="the best candidate when it clears the threshold, else null")
     candidates: list[Candidate] = Field(description="the top_k nearest persons, best first")
+    threshold: float = Field(description="the similarity the best candidate needed (the rule weighs how close "
+                                         "the second candidate is)")
 
 
 class Identification(Reply):
     """Identify, in full (admin keys, or ``least_revealing = false``)."""
-    threshold: float = Field(description="the open-set threshold used for this gallery size")
+    threshold: float = Field(description="the lowest similarity the rule can accept at this gallery size; each "
+                                         "face's own `threshold` says what its best candidate needed")
     gallery_size: int = Field(ge=0)
     per_comparison_far: float
     target_open_set_far: float
+    rule: OpenSetRule
     faces: list[IdentifiedFace]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import url_for
 
+from ..core.calibration import OpenSetDecision
 from ..core.keys import ApiKey
 from ..core.pipeline import EnrollmentCheck
 from ..core.records import (
@@ -66,11 +67,18 @@ def enrollment_check(c: EnrollmentCheck) -> dict[str, Any]:
                                                       details=problem.details)))
 
 
-def status(*, version: str, model: str, ready: bool, gallery_size: int, verify_threshold: float,
-           identify_threshold: float, records: str, index: str, state: IndexState) -> dict[str, Any]:
+def _rule(d: OpenSetDecision) -> m.OpenSetRule:
+    return m.OpenSetRule(name=d.rule.name, beta=d.rule.beta, score_threshold=_score(d.threshold),
+                         target_fpir=d.target_fpir, expected_fnir=d.expected_fnir)
+
+
+def status(*, version: str, model: str, ready: bool, verify_threshold: float, decision: OpenSetDecision,
+           records: str, index: str, state: IndexState) -> dict[str, Any]:
     """GET /v1/status: what an operator wants on one line."""
-    return _body(m.Status(version=version, model=model, ready=ready, gallery_size=gallery_size,
-                          thresholds=m.Thresholds(verify=_score(verify_threshold), identify=_score(identify_threshold)),
+    return _body(m.Status(version=version, model=model, ready=ready, gallery_size=decision.gallery_size,
+                          thresholds=m.Thresholds(verify=_score(verify_threshold),
+                                                  identify=_score(decision.least_similarity)),
+                          identify_rule=_rule(decision),
                           store=m.StoreKinds(records=records, index=index,  # type: ignore[arg-type]
                                              index_generation=state.generation, index_lag=state.lag,
                                              index_centred=state.centred)))
@@ -136,9 +144,11 @@ def identification(result: Identification, *, reveal: bool) -> dict[str, Any]:
     return _body(m.Identification(
         threshold=_score(result.threshold), gallery_size=result.gallery_size,
         per_comparison_far=float(f"{result.per_comparison_far:.3g}"),
-        target_open_set_far=result.target_open_set_far,
+        target_open_set_far=result.target_open_set_far, rule=_rule(result.decision),
         faces=[m.IdentifiedFace(box=_box(f.face), match=_candidate(f.match) if f.match else None,
-                                candidates=[_candidate(c) for c in f.candidates]) for f in result.faces]))
+                                candidates=[_candidate(c) for c in f.candidates],
+                                threshold=_score(result.threshold if f.needed is None else f.needed))
+               for f in result.faces]))
 
 
 def alive() -> dict[str, Any]:
