@@ -10,7 +10,7 @@ from ..errors import FaceProblem, LowQuality, MultipleFaces, NoFace, TooManyFace
 from .images import decode_image
 from .ports import Detector, Embedder, FaceCrops
 from .quality import QualityLimits, failures, measure
-from .records import Detection, Face, NewFace, Probe
+from .records import Detection, Face, NewFace, Probe, photo_hash
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ class FacePipeline:
             raise self._low_quality(failed, index)
         embedding = self.embedder.get(rgb, [face])[0]
         crop = self.crops.stored_crop(rgb, face) if self.keep_crops else None
-        return NewFace(embedding=embedding, box=face.box_dict(), quality=quality, crop_jpeg=crop)
+        return NewFace(embedding=embedding, box=face.box_dict(), quality=quality, crop_jpeg=crop,
+                       source_sha256=photo_hash(data))
 
     def enrollment_check(self, data: bytes) -> EnrollmentCheck:
         """What enrollment would say about one image, without embedding or storing anything: every face

@@ -22,7 +22,8 @@ MAX_LIMIT = 100
 @bp.post("")
 @operation("Register a person from one or more images (all or nothing)", json=bodies.RegisterJson,
            form=bodies.RegisterForm, responses={201: models.PersonWithFaces},
-           errors=[e.PersonExists, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality, e.StoreUnavailable],
+           errors=[e.PersonExists, e.DuplicateFace, e.DuplicatePhoto, e.NoFace, e.MultipleFaces, e.LowQuality,
+                   e.StoreUnavailable],
            description="Every image must hold exactly one usable face. Unless the key is an admin key, "
                        "`duplicate_face` does not say who.")
 @require("enroll")
@@ -40,8 +41,8 @@ def register() -> tuple[Response, int]:
 @bp.post("/<person_id>/faces")
 @operation("Add faces to a person: each must match them", json=bodies.AddFacesJson,
            form=bodies.AddFacesForm, responses={201: models.PersonWithFaces},
-           errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality,
-                   e.FaceMismatch, e.StoreUnavailable],
+           errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.DuplicatePhoto, e.NoFace, e.MultipleFaces,
+                   e.LowQuality, e.FaceMismatch, e.StoreUnavailable],
            description="403 `forbidden` for `allow_mismatch` without an admin key.")
 @require("enroll")
 def add_faces(person_id: str) -> tuple[Response, int]:
