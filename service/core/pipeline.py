@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FaceProblem, LowQuality, MultipleFaces, NoFace, TooManyFaces
+from ..errors import FaceIdError, FaceProblem, LowQuality, MultipleFaces, NoFace, TooManyFaces
 from .images import decode_image
 from .ports import Detector, Embedder, FaceCrops
 from .quality import QualityLimits, failures, measure
@@ -68,8 +68,13 @@ class FacePipeline:
         return [Probe(f, e) for f, e in zip(faces, self.embedder.get(rgb, faces))]
 
     def enrollment_face(self, data: bytes, index: int) -> NewFace:
-        """Exactly one usable face that passes the quality gate, embedded, with its crop."""
-        rgb = self.decode(data)
+        """Exactly one usable face that passes the quality gate, embedded, with its crop. Every refusal names
+        the image (``image_index``), an undecodable one too: a bulk import drops that photo and goes on."""
+        try:
+            rgb = self.decode(data)
+        except FaceIdError as exc:
+            exc.details = {**exc.details, "image_index": index}
+            raise
         face, quality = self._enrollment_choice(rgb, self.detector.detect(rgb), index)
         failed = failures(quality, self.quality)
         if failed:
