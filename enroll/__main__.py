@@ -1,6 +1,6 @@
 """Bulk operations on the face store, through the same recognizer and store the service uses (``compose``).
 
-    python -m enroll import DIR|--csv FILE --url URL   # through a running service's API (FACEID_API_KEY)
+    python -m enroll import DIR|--csv FILE --url URL   # through a running service's API (ENROLL_API_KEY)
     python -m enroll import DIR|--csv FILE             # directly on the records database
     python -m enroll export FILE                       # an encrypted, consistent backup, while serving
     python -m enroll restore FILE                      # into an empty store, whose index is then rebuilt
@@ -36,6 +36,7 @@ from service.config import load_settings
 from service.errors import FaceIdError
 
 from . import keys
+from .backup import BackupError
 from .importer import Failure, Importer, Outcome, Progress, from_csv, from_folder, write_report
 
 # Concurrent requests of an import through the API: what one default service (one worker, OpenVINO releasing
@@ -57,9 +58,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     report: Path = args.report or source.parent / f"{source.stem}-rejected.csv"
     backend: ApiBackend | DirectBackend
     if args.url:
-        key = args.key or os.environ.get("FACEID_API_KEY", "")
+        key = args.key or os.environ.get("ENROLL_API_KEY", "")
         if not key:
-            print("error: give the API key in FACEID_API_KEY (or --key)", file=sys.stderr)
+            print("error: give the API key in ENROLL_API_KEY (or --key)", file=sys.stderr)
             return 2
         backend = ApiBackend(args.url, key, max_images=args.max_images)
         backend.check()
@@ -89,6 +90,66 @@ def cmd_import(args: argparse.Namespace) -> int:
     if summary.failure:
         return 1
     return 130 if summary.interrupted else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """A consistent snapshot of the records (``store.snapshot``), sealed with a passphrase or key file."""
+    from service.store import snapshot
+    from service.store.database import open_database
+
+    from .backup import export, secret
+
+    key = secret(key_file=args.key_file, passphrase_env=args.passphrase_env, confirm=True)
+    settings = load_settings()
+    engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
+    try:
+        meta = {"source": engine.dialect.name, "configured_model": settings.model}
+        counts = export(snapshot.read(engine), args.file, key, meta, overwrite=args.force)
+    finally:
+        engine.dispose()
+    print(json.dumps({"file": str(args.file), "exported": counts}))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Into an empty store of the configured kind, in one transaction; then each model's index is built from
+    the records. The passphrase is checked before the target is touched."""
+    from sqlalchemy import func, select
+
+    from service.compose import open_store
+    from service.store import snapshot
+    from service.store.database import open_database
+    from service.store.schema import persons
+
+    from .backup import SealedReader, rows_of, secret
+
+    key = secret(key_file=args.key_file, passphrase_env=args.passphrase_env, confirm=False)
+    settings = load_settings()
+    with args.file.open("rb") as f:
+        lines = SealedReader(f, key).lines()  # a wrong passphrase stops here: nothing is opened or written
+        meta = next(lines)["meta"]
+        engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
+        try:
+            counts = snapshot.restore(engine, rows_of(lines, meta))
+            with engine.connect() as db:
+                models = {m: len(t) // 4 for m, t in db.execute(
+                    select(persons.c.model_id, func.min(persons.c.template)).group_by(persons.c.model_id))}
+        finally:
+            engine.dispose()
+    indexed = {}
+    for model_id, dim in sorted(models.items()):  # the index follows the records: built from the outbox
+        store = open_store(settings, model_id, dim, only_model=False)
+        try:
+            indexed[model_id] = {"persons": store.person_count(), "index_lag": store.index_state().lag}
+        finally:
+            store.close()
+    print(json.dumps({"file": str(args.file), "restored": counts, "models": indexed,
+                      "exported_at": meta.get("created_at"), "source": meta.get("source")}))
+    if models and settings.model not in models:
+        print(f"note: the backup holds persons of {', '.join(sorted(models))}; this service is configured for "
+              f"{settings.model} (configure that model, or run `python -m enroll reindex --from ...`)",
+              file=sys.stderr)
+    return 0
 
 
 def cmd_reindex(source_model: str, source_dim: int | None) -> int:
@@ -158,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p_import.add_argument("folder", type=Path, nargs="?", help="one sub-folder of photos per person")
     p_import.add_argument("--csv", type=Path, help="a CSV with columns person_id, path (relative to it), name")
     p_import.add_argument("--url", help="the service's base URL: import through its API while it serves")
-    p_import.add_argument("--key", help="an API key with the enroll scope (better: FACEID_API_KEY); an admin "
+    p_import.add_argument("--key", help="an API key with the enroll scope (better: ENROLL_API_KEY); an admin "
                                         "key also lets a re-run skip known photos without uploading them")
     p_import.add_argument("--jobs", type=int, default=DEFAULT_JOBS,
                           help=f"persons imported at once (default {DEFAULT_JOBS})")
@@ -174,6 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     p_reindex.add_argument("--from", dest="source", required=True, help="the model id the store was built with")
     p_reindex.add_argument("--dim", type=int, default=None,
                            help="that model's embedding size (default: known from the model id)")
+    for name, text in (("export", "an encrypted, consistent backup of the whole store (while serving)"),
+                       ("restore", "a backup into an empty store (SQLite or PostgreSQL); its index is rebuilt")):
+        p_backup = sub.add_parser(name, help=text)
+        p_backup.add_argument("file", type=Path)
+        p_backup.add_argument("--key-file", type=Path, help="a file whose bytes are the secret (>= 16 bytes)")
+        p_backup.add_argument("--passphrase-env", default="ENROLL_PASSPHRASE",
+                              help="the environment variable holding the passphrase (else it is asked for)")
+        if name == "export":
+            p_backup.add_argument("--force", action="store_true", help="replace an existing file")
     sub.add_parser("migrate", help="move a Chroma-only data dir into the records database")
     sub.add_parser("repair", help="make the vector index match the records")
     sub.add_parser("rebuild-index", help="a new index generation from the records, while serving")
@@ -187,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
             return keys.run(args)
         if args.command == "migrate":
             return cmd_migrate()
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "restore":
+            if not args.file.is_file():
+                parser.error(f"{args.file} is not a file")
+            return cmd_restore(args)
         if args.command in ("repair", "rebuild-index", "compact"):
             return cmd_upkeep(args.command)
         if (args.folder is None) == (args.csv is None):
@@ -200,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_import(args)
     except FaceIdError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except Failure as exc:
         print(f"error: {exc}", file=sys.stderr)
