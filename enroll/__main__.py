@@ -132,8 +132,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         try:
             counts = snapshot.restore(engine, rows_of(lines, meta))
             with engine.connect() as db:
-                models = {m: len(t) // 4 for m, t in db.execute(
-                    select(persons.c.model_id, func.min(persons.c.template)).group_by(persons.c.model_id))}
+                models = {m: int(size) // 4 for m, size in db.execute(  # float32 templates
+                    select(persons.c.model_id, func.max(func.length(persons.c.template)))
+                    .group_by(persons.c.model_id))}
         finally:
             engine.dispose()
     indexed = {}
