@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 from service.core.records import photo_hash
 
+# Refusals of a registration as a whole that fewer photos per request may avoid.
+SPLIT_ON = {"payload_too_large", "validation_error"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 
 
@@ -270,6 +272,11 @@ class Importer:
                 if refusal.code == "person_exists":
                     return chunk + rest
                 index = refusal.details.get("image_index")
+                if not self.all_or_nothing and index is None and len(chunk) > 1 and refusal.code in SPLIT_ON:
+                    # The request as a whole was too big (bytes, or photos per request): half as many.
+                    half = len(chunk) // 2
+                    chunk, rest = chunk[:half], chunk[half:] + rest
+                    continue
                 if self.all_or_nothing or not isinstance(index, int) or not 0 <= index < len(chunk):
                     # The person as a whole is refused (an invalid id, ...), or all-or-nothing: nothing enrolled.
                     self._record(self._refused_all(pid, chunk + rest, refusal, index))

@@ -17,6 +17,8 @@ import requests
 from sqlalchemy import create_engine, inspect
 
 from enroll.__main__ import main
+from enroll.backends import DirectBackend
+from enroll.importer import Importer, Outcome, Progress, from_folder
 from service.compose import open_store
 from service.config import replace
 from service.core.recognizer import Recognizer
@@ -186,3 +188,24 @@ def test_export_while_serving_then_restore_into_postgresql(served, tree, setting
                 theirs["match"]["person_id"] if theirs["match"] else None)
     finally:
         store.close()
+
+
+def test_direct_backend_all_or_nothing_then_partial(recognizer, empty_store, tree):
+    """The same engine on the recognizer in process: --all-or-nothing refuses a person with one bad photo as a
+    whole; without it the person gets the two that pass, and what is there is skipped."""
+    people = [p for p in from_folder(tree) if p[0].person_id in ("Joe_Biden", "Lin_Manuel_Miranda")]
+
+    def run(all_or_nothing: bool) -> dict[tuple[str, str], str]:
+        outcomes: list[Outcome] = []
+        importer = Importer(DirectBackend(recognizer), jobs=2, all_or_nothing=all_or_nothing,
+                            emit=outcomes.append, progress=Progress(4, tty=False, write=print))
+        summary = importer.run(people)
+        assert summary.failure is None and not summary.interrupted
+        return {(o.person_id, Path(o.file).name): o.code or o.status for o in outcomes}
+
+    assert run(True) == {("Joe_Biden", "0001.jpg"): "no_face", ("Joe_Biden", "0002.jpg"): "no_face",
+                         ("Joe_Biden", "0003.jpg"): "no_face", ("Lin_Manuel_Miranda", "0001.jpg"): "enrolled"}
+    assert empty_store.get_person("Joe_Biden") is None
+    assert run(False) == {("Joe_Biden", "0001.jpg"): "enrolled", ("Joe_Biden", "0002.jpg"): "enrolled",
+                          ("Joe_Biden", "0003.jpg"): "no_face", ("Lin_Manuel_Miranda", "0001.jpg"): "already_there"}
+    assert empty_store.get_person("Joe_Biden").face_count == 2

@@ -68,6 +68,7 @@ def test_import_then_reindex(store, recognizer, settings, tmp_path, monkeypatch,
     try:
         kit = target.get_person("Kit_Harington")
         assert kit is not None and kit.face_count == 2 and kit.name == "Kit Harington"
+        assert all(f.source_sha256 for f in target.faces_of("Kit_Harington"))  # an import re-run still skips them
         assert target.person_count() == 2
         names = {getattr(c, "name", c) for c in target.index.client.list_collections()}
         assert names == {"index-facenet-copy-g1"}
