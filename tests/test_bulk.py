@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, inspect
 
 from enroll.__main__ import main
 from enroll.backends import DirectBackend
-from enroll.importer import Importer, Outcome, Progress, from_folder
+from enroll.importer import Importer, Outcome, Progress, from_csv, from_folder
 from service.compose import open_store
 from service.config import replace
 from service.core.recognizer import Recognizer
@@ -191,9 +191,14 @@ def test_export_while_serving_then_restore_into_postgresql(served, tree, setting
 
 
 def test_direct_backend_all_or_nothing_then_partial(recognizer, empty_store, tree):
-    """The same engine on the recognizer in process: --all-or-nothing refuses a person with one bad photo as a
-    whole; without it the person gets the two that pass, and what is there is skipped."""
-    people = [p for p in from_folder(tree) if p[0].person_id in ("Joe_Biden", "Lin_Manuel_Miranda")]
+    """The same engine on the recognizer in process, people from a CSV: --all-or-nothing refuses a person with
+    one bad photo as a whole; without it the person gets the two that pass, and what is there is skipped."""
+    listing = tree / "people.csv"
+    listing.write_text("person_id,path,name\n" + "".join(
+        f"{p.person_id},{p.path.relative_to(tree)},{p.name}\n" for photos in from_folder(tree) for p in photos
+        if p.person_id in ("Joe_Biden", "Lin_Manuel_Miranda")))
+    people = from_csv(listing)
+    assert [len(p) for p in people] == [3, 1] and people[1][0].name == "Lin Manuel Miranda"
 
     def run(all_or_nothing: bool) -> dict[tuple[str, str], str]:
         outcomes: list[Outcome] = []
