@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             out = csv.writer(f)
             out.writerow(["person_id", "path"])
             out.writerows((pid, str(path)) for pid, path in gallery)
-        started = time.monotonic()
+        load_before, started = os.getloadavg()[0], time.monotonic()
         progress = work / "import.log"  # progress lines every 30 s: tail -f it
         print(f"importing {len(gallery)} photos; progress in {progress}", file=sys.stderr)
         with progress.open("w") as log:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
                                   "--jobs", str(args.jobs), "--report", str(work / "rejected.csv"),
                                   "--progress-every", "30"], cwd=ROOT, env={**os.environ, "ENROLL_API_KEY": key},
                                  stdout=subprocess.PIPE, stderr=log, text=True)
-        wall = time.monotonic() - started
+        wall, load_after = time.monotonic() - started, os.getloadavg()[0]
         err = progress.read_text().splitlines()
         if run.returncode != 0:
             raise RuntimeError("\n".join(err[-20:]))
@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
             "data": "LFW deep-funneled (../shared/data/lfw)" + (f", first {args.persons} people" if args.persons
                                                                  else ", every person"),
             "model": settings.model, "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+            # The cores are shared: the 1-minute load average when the import started and when it ended.
+            "load_average": [round(load_before, 1), round(load_after, 1)],
             "jobs": args.jobs, "server": "gunicorn, 1 worker x 4 threads, embedded store, rate limits off",
             "photos": summary["photos"], "import_seconds": round(wall, 1),
             "images_per_s": summary["photos_per_s"], "persons_enrolled": summary["persons_enrolled"],
