@@ -66,7 +66,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         backend.check()
     else:
         from service.compose import build_recognizer
-        backend = DirectBackend(build_recognizer(load_settings()))
+        try:
+            backend = DirectBackend(build_recognizer(load_settings()))
+        except FaceIdError as exc:
+            if "lock" in exc.details:  # the embedded store of a running service
+                exc.message += "; while the service runs, import through it: --url URL"
+            raise
     outcomes: list[Outcome] = []
 
     def emit(outcome: Outcome) -> None:
