@@ -5,7 +5,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 
 .PHONY: install install-dev install-facenet lock prepare system-deps lint test test-fast test-docker run bench-lfw bench-identify bench-open-set bench-latency bench-breakdown \
-	bench-duplicates bench-load bench-detector bench-scale bench-centre clean
+	bench-duplicates bench-load bench-detector bench-scale bench-centre bench-enroll clean
 
 DEV_STAMP := $(VENV)/.installed-dev
 FACENET_STAMP := $(VENV)/.installed-facenet
@@ -101,6 +101,10 @@ bench-scale: install-dev prepare
 
 bench-centre: install-dev prepare
 	$(VPY) -m bench.centre
+
+# LFW imported through the API into a fresh gunicorn (`enroll import --url`), then identify on it.
+bench-enroll: install-dev prepare
+	nice -n 10 $(VPY) -m bench.enroll
 
 bench-duplicates: install-dev prepare
 	$(VPY) -m bench.duplicates

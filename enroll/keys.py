@@ -16,7 +16,6 @@ import dataclasses
 import json
 import re
 
-from service.compose import build_keys
 from service.config import load_settings
 from service.core.keys import SCOPES, ApiKey
 
@@ -52,6 +51,8 @@ def _shown(key: ApiKey) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from service.compose import build_keys  # here: `python -m enroll import --url` need not load models
+
     keys = build_keys(load_settings(), first_start=False)
     try:
         if args.keys_command == "list":

@@ -103,6 +103,11 @@ class DuplicateFace(Conflict, code="duplicate_face", message="this face already 
     it off)."""
 
 
+class DuplicatePhoto(Conflict, code="duplicate_photo", message="this photo is already one of the person's faces"):
+    """The same file (by sha256) is already one of this person's faces, or is sent twice in one request: a
+    bulk import re-run, or a retry after a lost answer, never adds a photo twice."""
+
+
 class KeyInConfig(Conflict, code="key_in_config", message="this key is set in the configuration"):
     """Revoke or rotate a key that comes from `admin_keys`/`client_keys`: change the configuration instead."""
 

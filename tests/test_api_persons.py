@@ -1,5 +1,6 @@
 """Register, add faces, list, get, edit, delete: every endpoint and every error it can give."""
 import base64
+import hashlib
 import json
 
 from .conftest import ADMIN, CLIENT, fixture_bytes, upload
@@ -121,6 +122,13 @@ def test_add_and_delete_faces(client, empty_store):
                     headers=CLIENT)
     assert r.status_code == 201 and r.get_json()["person"]["face_count"] == 2
     face_id = r.get_json()["faces"][0]["id"]
+    assert r.get_json()["faces"][0]["source_sha256"] == hashlib.sha256(fixture_bytes(OBAMA[1])).hexdigest()
+    # the same photo again (a re-run import, or a retry whose answer was lost) adds nothing
+    err = assert_error(client.post("/v1/persons/obama/faces", data=upload(OBAMA[1]),
+                                   content_type="multipart/form-data", headers=CLIENT), 409, "duplicate_photo")
+    assert err["details"] == {"image_index": 0, "person_id": "obama", "face_id": face_id}
+    assert_error(client.post("/v1/persons", data=upload(OBAMA[0], OBAMA[0], name="Twice"),
+                             content_type="multipart/form-data", headers=CLIENT), 409, "duplicate_photo")
     assert_error(client.post("/v1/persons/nobody/faces", data=upload(OBAMA[1]),
                              content_type="multipart/form-data", headers=CLIENT), 404, "person_not_found")
     assert_error(client.post("/v1/persons/obama/faces", data=upload("no_face/dlib__giraffe.jpg"),

@@ -1,6 +1,8 @@
 """The bulk CLI against a real store: import a folder of people, then move them to another model id."""
+import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,16 +38,20 @@ def test_import_then_reindex(store, recognizer, settings, tmp_path, monkeypatch,
             shutil.copy(FIXTURES / "people" / person / f, photos / person / f)
     shutil.copy(FIXTURES / "no_face" / "dlib__dog.jpg", photos / "Nobody" / "dog.jpg")
 
-    assert main(["import", str(photos)]) == 1  # one person failed
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    status = {line["person_id"]: line for line in lines}
-    assert status["Kit_Harington"]["status"] == "registered" and status["Kit_Harington"]["faces"] == 2
-    assert status["Joe_Biden"]["status"] == "registered"
-    assert status["Nobody"]["status"] == "failed" and status["Nobody"]["code"] == "no_face"
+    report = tmp_path / "rejected.csv"
+    assert main(["import", str(photos), "--report", str(report)]) == 0  # a refused photo is no failure of the run
+    status = {(line["person_id"], Path(line["file"]).name): line
+              for line in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert {k: v["status"] for k, v in status.items()} == {
+        ("Joe_Biden", "0001.jpg"): "enrolled", ("Kit_Harington", "0001.jpg"): "enrolled",
+        ("Kit_Harington", "0002.jpg"): "enrolled", ("Nobody", "dog.jpg"): "rejected"}
+    assert status[("Nobody", "dog.jpg")]["code"] == "no_face"
+    with report.open() as f:
+        assert [(r["person_id"], r["code"]) for r in csv.DictReader(f)] == [("Nobody", "no_face")]
 
-    assert main(["import", str(photos)]) == 1  # idempotent for those already there
-    assert {r["person_id"]: r["status"] for r in map(json.loads, capsys.readouterr().out.splitlines())}[
-        "Kit_Harington"] == "exists"
+    assert main(["import", str(photos), "--report", str(report)]) == 0  # a re-run adds nothing twice
+    again = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(line["status"] for line in again) == ["already_there"] * 3 + ["rejected"]
 
     weights = tmp_path / "weights.pt"
     torch.save(load_facenet_graph(facenet_graph_path()).state_dict(), weights)
@@ -62,6 +68,7 @@ def test_import_then_reindex(store, recognizer, settings, tmp_path, monkeypatch,
     try:
         kit = target.get_person("Kit_Harington")
         assert kit is not None and kit.face_count == 2 and kit.name == "Kit Harington"
+        assert all(f.source_sha256 for f in target.faces_of("Kit_Harington"))  # an import re-run still skips them
         assert target.person_count() == 2
         names = {getattr(c, "name", c) for c in target.index.client.list_collections()}
         assert names == {"index-facenet-copy-g1"}

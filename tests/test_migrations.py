@@ -18,7 +18,7 @@ def test_upgraded_database_equals_the_schema(backend, tmp_path, request):
         upgrade(engine)  # a second upgrade changes nothing
         with engine.connect() as db:
             assert compare_metadata(MigrationContext.configure(db), metadata) == []
-            assert MigrationContext.configure(db).get_current_revision() == "0004"
+            assert MigrationContext.configure(db).get_current_revision() == "0005"
         assert set(inspect(engine).get_table_names()) == {"persons", "faces", "api_keys", "audit_events",
                                                           "galleries", "index_outbox", "alembic_version"}
     finally:
@@ -65,7 +65,7 @@ def test_a_database_from_revision_0001_gets_the_listing_index(tmp_path):
         upgrade(engine)
         assert "ix_persons_listing" in {i["name"] for i in inspect(engine).get_indexes("persons")}
         with engine.connect() as db:
-            assert MigrationContext.configure(db).get_current_revision() == "0004"
+            assert MigrationContext.configure(db).get_current_revision() == "0005"
     finally:
         engine.dispose()
 
@@ -81,5 +81,31 @@ def test_a_database_from_revision_0002_gets_the_key_and_audit_tables(tmp_path):
         assert "ix_api_keys_sha256" in {i["name"] for i in inspect(engine).get_indexes("api_keys")}
         with engine.connect() as db:
             assert compare_metadata(MigrationContext.configure(db), metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_database_from_revision_0004_gets_face_source_hashes_unique_per_person(tmp_path):
+    """Faces enrolled before keep NULL (any number of them); one photo hash per person, enforced by the
+    database, so a retried request after a lost answer cannot add the same photo twice."""
+    from sqlalchemy import exc as sa_exc
+
+    engine = open_database("", tmp_path)
+    try:
+        with engine.begin() as db:  # as a 0004 database was: no source hash
+            db.exec_driver_sql("DROP INDEX ux_faces_person_source")
+            db.exec_driver_sql("ALTER TABLE faces DROP COLUMN source_sha256")
+            db.exec_driver_sql("INSERT INTO persons VALUES ('m', 'p', 'P', 'p', '{}', 't', 't', x'00')")
+            for face in ("f1", "f2"):
+                db.exec_driver_sql(f"INSERT INTO faces VALUES ('{face}', 'm', 'p', 't', '{{}}', '{{}}', x'00', NULL)")
+            db.exec_driver_sql("UPDATE alembic_version SET version_num = '0004'")
+        upgrade(engine)
+        with engine.connect() as db:
+            assert compare_metadata(MigrationContext.configure(db), metadata) == []
+            assert db.exec_driver_sql("SELECT count(*) FROM faces WHERE source_sha256 IS NULL").scalar() == 2
+        with engine.begin() as db:
+            db.exec_driver_sql("INSERT INTO faces VALUES ('f3', 'm', 'p', 't', '{}', '{}', x'00', NULL, 'h')")
+        with pytest.raises(sa_exc.IntegrityError), engine.begin() as db:
+            db.exec_driver_sql("INSERT INTO faces VALUES ('f4', 'm', 'p', 't', '{}', '{}', x'00', NULL, 'h')")
     finally:
         engine.dispose()

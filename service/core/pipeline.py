@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FaceProblem, LowQuality, MultipleFaces, NoFace, TooManyFaces
+from ..errors import FaceIdError, FaceProblem, LowQuality, MultipleFaces, NoFace, TooManyFaces
 from .images import decode_image
 from .ports import Detector, Embedder, FaceCrops
 from .quality import QualityLimits, failures, measure
-from .records import Detection, Face, NewFace, Probe
+from .records import Detection, Face, NewFace, Probe, photo_hash
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,21 @@ class FacePipeline:
         return [Probe(f, e) for f, e in zip(faces, self.embedder.get(rgb, faces))]
 
     def enrollment_face(self, data: bytes, index: int) -> NewFace:
-        """Exactly one usable face that passes the quality gate, embedded, with its crop."""
-        rgb = self.decode(data)
+        """Exactly one usable face that passes the quality gate, embedded, with its crop. Every refusal names
+        the image (``image_index``), an undecodable one too: a bulk import drops that photo and goes on."""
+        try:
+            rgb = self.decode(data)
+        except FaceIdError as exc:
+            exc.details = {**exc.details, "image_index": index}
+            raise
         face, quality = self._enrollment_choice(rgb, self.detector.detect(rgb), index)
         failed = failures(quality, self.quality)
         if failed:
             raise self._low_quality(failed, index)
         embedding = self.embedder.get(rgb, [face])[0]
         crop = self.crops.stored_crop(rgb, face) if self.keep_crops else None
-        return NewFace(embedding=embedding, box=face.box_dict(), quality=quality, crop_jpeg=crop)
+        return NewFace(embedding=embedding, box=face.box_dict(), quality=quality, crop_jpeg=crop,
+                       source_sha256=photo_hash(data))
 
     def enrollment_check(self, data: bytes) -> EnrollmentCheck:
         """What enrollment would say about one image, without embedding or storing anything: every face

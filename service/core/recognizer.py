@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import (
     DuplicateFace,
+    DuplicatePhoto,
     FaceMismatch,
     FaceNotFound,
     PersonExists,
@@ -39,6 +40,7 @@ from .records import (
     Person,
     StoredFace,
     Verdict,
+    photo_hash,
 )
 from .text import MAX_NAME, canonical, check_json_strings
 from .vectors import template
@@ -143,6 +145,7 @@ class Recognizer:
                                   field="person_id")
         if self.store.get_person(person_id) is not None:  # before any image work; the store re-checks
             raise PersonExists(f"a person with id {person_id!r} already exists", details={"person_id": person_id})
+        self._refuse_known_photos(person_id, images, [])
         faces = [self.pipeline.enrollment_face(data, i) for i, data in enumerate(images)]
         with self.store.registration_lock():  # check and write as one step, on every worker
             self.check_duplicates(faces, None)
@@ -152,12 +155,30 @@ class Recognizer:
                                     "faces": len(stored)})
         return person, stored
 
+    @staticmethod
+    def _refuse_known_photos(person_id: str, images: Sequence[bytes], known: Sequence[StoredFace]) -> None:
+        """Before any image work: a photo the person already has (or one sent twice) is ``duplicate_photo``,
+        so a bulk import's re-run, or a retry whose answer was lost, never adds it again. The database's unique
+        index on (person, photo hash) backs this up against two requests racing."""
+        stored = {f.source_sha256: f.id for f in known if f.source_sha256}
+        sent: dict[str, int] = {}
+        for i, data in enumerate(images):
+            digest = photo_hash(data)
+            if digest in stored:
+                raise DuplicatePhoto(f"image {i} is already one of person {person_id!r}'s photos",
+                                     details={"image_index": i, "person_id": person_id, "face_id": stored[digest]})
+            if digest in sent:
+                raise DuplicatePhoto(f"image {i} is the same photo as image {sent[digest]}",
+                                     details={"image_index": i, "person_id": person_id})
+            sent[digest] = i
+
     def add_faces(self, person_id: str, images: Sequence[bytes], *,
                   allow_mismatch: bool = False) -> tuple[Person, list[StoredFace]]:
         """More faces for a person. Each must match the person as verify would (unless the policy or an
         admin's ``allow_mismatch`` says otherwise): else one stolen client key could turn an identity into
         someone else's, one added face at a time."""
         self.require_person(person_id)
+        self._refuse_known_photos(person_id, images, self.store.faces_of(person_id))
         faces = [self.pipeline.enrollment_face(data, i) for i, data in enumerate(images)]
         if self.policy.add_faces_must_match and not allow_mismatch:
             reference = self.store.template_of(person_id)

@@ -5,6 +5,7 @@ names) happens in ``service.web.schemas`` and nowhere else.
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,7 @@ class NewFace:
     quality: dict[str, float]
     crop_jpeg: bytes | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    source_sha256: str | None = None  # of the uploaded photo (``photo_hash``): one photo, one face per person
 
 
 @dataclass
@@ -107,6 +109,12 @@ class StoredFace:
     quality: dict[str, float]
     has_crop: bool
     embedding: np.ndarray | None = None
+    source_sha256: str | None = None  # None for faces enrolled before the hash was kept
+
+
+def photo_hash(data: bytes) -> str:
+    """The identity of an uploaded photo: what a bulk import compares to skip photos a person already has."""
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass

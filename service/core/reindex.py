@@ -36,7 +36,8 @@ def reindex(pipeline: FacePipeline, source: FaceStore, target: FaceStore,
                 report({"person_id": person.id, "face_id": stored.id, "status": "skipped",
                         "why": "no face found again in the stored crop"})
                 continue
-            faces.append(NewFace(embedding=embedding, box=stored.box, quality=stored.quality, crop_jpeg=crop))
+            faces.append(NewFace(embedding=embedding, box=stored.box, quality=stored.quality, crop_jpeg=crop,
+                                 source_sha256=stored.source_sha256))  # an import re-run still skips it
         if not faces or target.get_person(person.id) is not None:
             result.without_crops += not faces
             report({"person_id": person.id, "status": "skipped",

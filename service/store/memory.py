@@ -146,7 +146,8 @@ class MemoryStore(NothingToKeepUp):
         stored = []
         for f in faces:
             face = StoredFace(f.id, person_id, stamp, dict(f.box), dict(f.quality), bool(f.crop_jpeg),
-                              np.asarray(f.embedding, np.float32))
+                              np.asarray(f.embedding, np.float32), f.source_sha256)
             self._faces[f.id] = (face, f.crop_jpeg)
-            stored.append(StoredFace(f.id, person_id, stamp, dict(f.box), dict(f.quality), bool(f.crop_jpeg)))
+            stored.append(StoredFace(f.id, person_id, stamp, dict(f.box), dict(f.quality), bool(f.crop_jpeg),
+                                     source_sha256=f.source_sha256))
         return stored

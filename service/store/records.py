@@ -27,7 +27,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 
 from ..core.records import Candidate, IndexState, NewFace, Person, StoredFace, now_iso
-from ..errors import PersonExists, StoreUnavailable
+from ..errors import DuplicatePhoto, PersonExists, StoreUnavailable
 from . import rows, upkeep
 from .base import missing_person
 from .chroma_index import Centre, GenerationGone, IndexDiskFull, PersonIndex
@@ -196,11 +196,13 @@ class RecordsStore:
     def faces_of(self, person_id: str, *, embeddings: bool = False) -> list[StoredFace]:
         with self.engine.connect() as db:
             found = db.execute(select(faces.c.id, faces.c.created_at, faces.c.box, faces.c.quality,
-                                      faces.c.embedding, faces.c.crop.is_not(None).label("has_crop"))
+                                      faces.c.embedding, faces.c.crop.is_not(None).label("has_crop"),
+                                      faces.c.source_sha256)
                                .where(faces.c.model_id == self.model_id, faces.c.person_id == person_id)
                                .order_by(faces.c.created_at, faces.c.id)).all()
         return [StoredFace(r.id, person_id, r.created_at, json.loads(r.box), json.loads(r.quality),
-                           bool(r.has_crop), _vector(r.embedding) if embeddings else None) for r in found]
+                           bool(r.has_crop), _vector(r.embedding) if embeddings else None, r.source_sha256)
+                for r in found]
 
     @db_errors
     def face_crop(self, person_id: str, face_id: str) -> bytes | None:
@@ -329,12 +331,16 @@ class RecordsStore:
     def add_faces(self, person_id: str, faces: list[NewFace], *,
                   template: np.ndarray | None = None) -> list[StoredFace]:
         stamp = now_iso()
-        with self.engine.begin() as db:
-            if not self._touch(db, person_id, template, stamp):
-                raise missing_person(person_id)
-            stored = rows.insert_faces(db, self.model_id, person_id, faces, stamp)
-            if template is not None:
-                self._mark(db, person_id)
+        try:
+            with self.engine.begin() as db:
+                if not self._touch(db, person_id, template, stamp):
+                    raise missing_person(person_id)
+                stored = rows.insert_faces(db, self.model_id, person_id, faces, stamp)
+                if template is not None:
+                    self._mark(db, person_id)
+        except sa_exc.IntegrityError as exc:  # ux_faces_person_source: a retried request after a lost answer
+            raise DuplicatePhoto(f"person {person_id!r} already has a face from this photo",
+                                 details={"person_id": person_id}) from exc
         if template is not None:
             self._apply_after_commit()
         return stored

@@ -46,5 +46,6 @@ def insert_faces(db: Connection, model_id: str, person_id: str, new: list[NewFac
         db.execute(insert(faces), [
             {"id": f.id, "model_id": model_id, "person_id": person_id, "created_at": stamp,
              "box": json.dumps(f.box), "quality": json.dumps(f.quality), "embedding": blob(f.embedding),
-             "crop": f.crop_jpeg} for f in new])
-    return [StoredFace(f.id, person_id, stamp, f.box, f.quality, bool(f.crop_jpeg)) for f in new]
+             "crop": f.crop_jpeg, "source_sha256": f.source_sha256} for f in new])
+    return [StoredFace(f.id, person_id, stamp, f.box, f.quality, bool(f.crop_jpeg), source_sha256=f.source_sha256)
+            for f in new]

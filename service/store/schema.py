@@ -47,11 +47,16 @@ faces = Table(
     Column("quality", Text, nullable=False),          # JSON
     Column("embedding", LargeBinary, nullable=False),  # float32
     Column("crop", LargeBinary, nullable=True),       # JPEG
+    # sha256 of the uploaded photo the face came from (revision 0005; NULL for faces enrolled before): a bulk
+    # import skips photos a person already has, and the unique index below refuses the same photo twice for
+    # one person even when a client retries a request whose answer it lost.
+    Column("source_sha256", String(64), nullable=True),
     PrimaryKeyConstraint("id", name="pk_faces"),
     ForeignKeyConstraint(["model_id", "person_id"], ["persons.model_id", "persons.id"], ondelete="CASCADE",
                          name="fk_faces_person"),
 )
 Index("ix_faces_person", faces.c.model_id, faces.c.person_id)
+Index("ux_faces_person_source", faces.c.model_id, faces.c.person_id, faces.c.source_sha256, unique=True)
 
 # One row per model id: the gallery's size, kept in the same transaction as every registration and erasure
 # (counting a million rows per identify would cost ~45 ms), and which Chroma collection is the model's index

@@ -146,6 +146,9 @@ class StoredFace(Reply):
     created_at: str = Field(json_schema_extra=DATE_TIME)
     crop_url: str | SkipJsonSchema[None] = Field(
         default=None, description="the stored aligned crop (JPEG); absent when no crop is stored")
+    source_sha256: str | SkipJsonSchema[None] = Field(
+        default=None, description="sha256 (hex) of the uploaded photo this face came from; absent for faces "
+                                  "enrolled before it was kept. `enroll import` skips photos a person has")
 
 
 class PersonWithFaces(Reply):

@@ -21,7 +21,8 @@ bp = Blueprint("persons", __name__, url_prefix="/v1/persons")
 @bp.post("")
 @operation("Register a person from one or more images (all or nothing)", body=bodies.Register,
            responses={201: models.PersonWithFaces},
-           errors=[e.PersonExists, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality, e.StoreUnavailable],
+           errors=[e.PersonExists, e.DuplicateFace, e.DuplicatePhoto, e.NoFace, e.MultipleFaces, e.LowQuality,
+                   e.StoreUnavailable],
            description="Every image must hold exactly one usable face. Unless the key is an admin key, "
                        "`duplicate_face` does not say who.")
 @require("enroll")
@@ -37,8 +38,8 @@ def register() -> tuple[Response, int]:
 @bp.post("/<person_id>/faces")
 @operation("Add faces to a person: each must match them", body=bodies.AddFaces,
            responses={201: models.PersonWithFaces},
-           errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.NoFace, e.MultipleFaces, e.LowQuality,
-                   e.FaceMismatch, e.StoreUnavailable],
+           errors=[e.Forbidden, e.PersonNotFound, e.DuplicateFace, e.DuplicatePhoto, e.NoFace, e.MultipleFaces,
+                   e.LowQuality, e.FaceMismatch, e.StoreUnavailable],
            description="403 `forbidden` for `allow_mismatch` without an admin key.")
 @require("enroll")
 def add_faces(person_id: str) -> tuple[Response, int]:

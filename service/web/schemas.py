@@ -94,6 +94,8 @@ def _stored_faces(person_id: str, faces: Iterable[StoredFace]) -> list[m.StoredF
         item = m.StoredFace(id=f.id, box=m.Box(**f.box), quality=f.quality, created_at=f.created_at)
         if f.has_crop:
             item.crop_url = url_for("persons.face_crop", person_id=person_id, face_id=f.id)
+        if f.source_sha256:
+            item.source_sha256 = f.source_sha256
         out.append(item)
     return out
 
