@@ -122,6 +122,12 @@ def test_every_answer_keeps_to_the_description(api_schema, mode):
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
     print(mode.value, {label: sorted(codes) for label, codes in sorted(SEEN.items())})
     if mode is GenerationMode.POSITIVE:  # the real photos and the seeded person reach the answers that matter
+        # A rename of the seeded person, as a client writes it: generated names are mostly refused (invisible
+        # or control characters), so the 200 of PATCH is checked against the description on a known good one.
+        patch = next(op for op in operations if op.label == "PATCH /v1/persons/{person_id}")
+        answer = patch.Case(path_parameters={"person_id": SEED}, body={"name": "Seed Renamed", "metadata": {"a": 1}},
+                            media_type="application/json").call_and_validate(headers=ADMIN, checks=CHECKS)
+        SEEN.setdefault(patch.label, set()).add(answer.status_code)
         for label in ("POST /v1/verify", "POST /v1/identify", "POST /v1/detect", "PATCH /v1/persons/{person_id}"):
             assert {200, 201} & SEEN[label], (label, SEEN[label])
     SEEN.clear()
