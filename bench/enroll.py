@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         faced = [a for a in stranger_answers if a is not None]
         false_matches = sum(1 for a in faced if a["match"])
         result = {
-            "command": "nice -n 10 .venv/bin/python -m bench.enroll"
+            "command": ".venv/bin/python -m bench.enroll"
                        + (f" --persons {args.persons}" if args.persons else "") + f" --jobs {args.jobs}",
             "data": "LFW deep-funneled (../shared/data/lfw)" + (f", first {args.persons} people" if args.persons
                                                                  else ", every person"),
