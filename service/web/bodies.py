@@ -97,9 +97,9 @@ def _integer(low: int, high: int, limit: str | None = None) -> Any:
     return Annotated[int, Field(ge=low, le=high), fields.integer(low, limit or high)]
 
 
-def _filter(max_length: int) -> Any:
+def _filter(max_length: int, *, searched: bool = False) -> Any:
     return Annotated[Annotated[str, StringConstraints(max_length=max_length)] | Absent,
-                     fields.text(max_length=max_length)]
+                     fields.text(max_length=max_length, searched=searched)]
 
 
 # --- request bodies (fields; the images are added by ``openapi`` and read by ``inputs``) ----------------------
@@ -173,7 +173,7 @@ class PersonsQuery(Query):
     limit: _integer(1, 100) = Field(20, description="persons per page")  # type: ignore[valid-type]
     cursor: str | Absent = Field(None, description="`next_cursor` of the previous page")
     offset: _integer(0, 10**6) = Field(0, description="persons to skip (small jumps; prefer the cursor)")  # type: ignore[valid-type]
-    q: _filter(200) = Field(None, description="a substring of the name")  # type: ignore[valid-type]
+    q: _filter(200, searched=True) = Field(None, description="a substring of the name")  # type: ignore[valid-type]
 
 
 class KeysQuery(Query):

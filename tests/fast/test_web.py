@@ -65,6 +65,9 @@ def test_keys_and_scopes(client):
     assert_error(client.post("/v1/identify", data=form(photo(1)), content_type="multipart/form-data"), 401,
                  "unauthorized")
     assert_error(client.get("/v1/persons", headers=CLIENT), 403, "forbidden")
+    assert_error(client.get("/v1/persons?limt=5", headers=ADMIN), 400, "validation_error")  # a misspelt one
+    # a searched text is bounded in its lower-cased form too ("İ" lower-cases to two characters)
+    assert_error(client.get("/v1/persons?q=" + "İ" * 200, headers=ADMIN), 400, "validation_error")
     made = client.post("/v1/keys", json={"name": "kiosk", "scopes": ["verify"]}, headers=ADMIN)
     assert made.status_code == 201
     kiosk = {"X-API-Key": made.get_json()["secret"]}
