@@ -406,20 +406,21 @@ class RecordsStore:
                                          .where(index_outbox.c.model_id == self.model_id,
                                                 index_outbox.c.id > gallery.applied_seq)
                                          .order_by(index_outbox.c.id).limit(batch)).all()
-                last = int(entries[-1].id) if entries else gallery.applied_seq
-                if entries and gallery.collection:
+                applying = bool(entries) and bool(gallery.collection)
+                last = int(entries[-1].id) if applying else gallery.applied_seq
+                if applying:
                     self.sync(gallery.collection, {e.person_id for e in entries})
                 with self.engine.begin() as db:
-                    if entries and gallery.collection:
+                    if applying:
                         db.execute(update(galleries).where(galleries.c.model_id == self.model_id,
                                                            galleries.c.applied_seq < last).values(applied_seq=last))
                     # Applied entries go once they are no longer recent (``recent_s``); a rebuild's catch-up
-                    # still needs those after its snapshot.
+                    # still needs those after its snapshot; nothing unapplied is ever deleted.
                     keep_from = last if gallery.building_seq is None else min(last, gallery.building_seq)
                     db.execute(delete(index_outbox).where(index_outbox.c.model_id == self.model_id,
                                                           index_outbox.c.id <= keep_from,
                                                           index_outbox.c.at < now_iso(-self.limits.recent_s)))
-                if not entries or not gallery.collection:
+                if not applying:
                     return done
                 done += len(entries)
 
