@@ -33,25 +33,26 @@ def _absent(value: Any) -> bool:
     return value is None or value == ""
 
 
+def _text(value: Any, name: str, *, max_length: int, searched: bool, required: bool) -> str | None:
+    if _absent(value):
+        if required:
+            raise ValidationError(f"'{name}' is required", field=name)
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"'{name}' must be a string", field=name)
+    return canonical(value, name, max_length=max_length, searched=searched)
+
+
 def text(*, max_length: int = 200, searched: bool = False, required: bool = False) -> BeforeValidator:
     def check(value: Any, info: ValidationInfo) -> str | None:
-        name = _name(info)
-        if _absent(value):
-            if required:
-                raise ValidationError(f"'{name}' is required", field=name)
-            return None
-        if not isinstance(value, str):
-            raise ValidationError(f"'{name}' must be a string", field=name)
-        return canonical(value, name, max_length=max_length, searched=searched)
+        return _text(value, _name(info), max_length=max_length, searched=searched, required=required)
     return BeforeValidator(check)
 
 
 def person_id(*, required: bool = False) -> BeforeValidator:
     """A person id as every use of it sees it (the per-person limiter, the lookup, the audit trail)."""
-    as_text = text(max_length=128, required=required).func
-
     def check(value: Any, info: ValidationInfo) -> str | None:
-        found = as_text(value, info)  # type: ignore[call-arg]
+        found = _text(value, _name(info), max_length=128, searched=False, required=required)
         if found is not None and not PERSON_ID.match(found):
             raise ValidationError("'person_id' must be 1-128 characters: letters, digits and . _ : @ -",
                                   field="person_id")
