@@ -40,7 +40,8 @@ def start_gunicorn(data_dir: Path, models_dir: Path, **env: str) -> tuple[subpro
     (data_dir / "models").symlink_to(models_dir)  # prepared by the session's app
     port = free_port()
     env = {**os.environ, "FACEID_DATA_DIR": str(data_dir), "FACEID_BIND": f"127.0.0.1:{port}",
-           "FACEID_ADMIN_KEYS": ADMIN["X-API-Key"], "FACEID_CLIENT_KEYS": CLIENT["X-API-Key"], "FACEID_DRAIN_S": "0", **env}
+           "FACEID_ADMIN_KEYS": ADMIN["X-API-Key"], "FACEID_CLIENT_KEYS": CLIENT["X-API-Key"],
+           "FACEID_DRAIN_S": "0", **env}
     log = open(data_dir / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
                              "service:create_app()"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
