@@ -26,7 +26,7 @@ def main() -> None:
             training[a] = training[b] = True
     rows = training & found
     centre = emb[rows].mean(axis=0)
-    model_id = load_settings().model
+    model_id = load_settings().recognition.model
     path = RESULTS / "centres.json"
     known = json.loads(path.read_text()) if path.is_file() else {}
     known[model_id] = {"centre": [round(float(v), 7) for v in centre], "images": int(rows.sum()),

@@ -45,7 +45,8 @@ def reference_detector(settings):
     from facenet_pytorch.models.mtcnn import MTCNN
 
     torch.set_num_threads(1)
-    mtcnn = MTCNN(keep_all=True, min_face_size=settings.detect_min_face, thresholds=list(settings.detect_thresholds),
+    detection = settings.detection
+    mtcnn = MTCNN(keep_all=True, min_face_size=detection.min_face, thresholds=list(detection.thresholds),
                   post_process=False, device="cpu")
 
     def detect(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,8 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     root = DATA / "celeba_dev"
     images = load_celeba(root).images[:args.limit or None]
     reference = reference_detector(settings)
-    kw = {"max_side": settings.detect_max_side, "min_face_size": settings.detect_min_face,
-          "thresholds": settings.detect_thresholds, "threads": 1}
+    kw = {"max_side": settings.detection.max_side, "min_face_size": settings.detection.min_face,
+          "thresholds": settings.detection.thresholds, "threads": 1}
     ours = FaceDetector(settings.models_dir, **kw).prepare()
     probes = {r: FaceDetector(settings.models_dir, probe_face_ratio=r, **kw).prepare() for r in args.ratios}
     spent = {"reference": 0.0, "onnx": 0.0, **{f"probe_{r}": 0.0 for r in args.ratios}}
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     for n, rel in enumerate(images):
         rgb = decode_image((root / rel).read_bytes(), **LIMITS)
         h, w = rgb.shape[:2]
-        scale = min(1.0, settings.detect_max_side / max(h, w))
+        scale = min(1.0, settings.detection.max_side / max(h, w))
         t = time.perf_counter()
         small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                                                     interpolation=cv2.INTER_AREA)
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     count = len(images)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with other work)",
-        "photos": count, "detect_max_side": settings.detect_max_side, "min_face": settings.detect_min_face,
+        "photos": count, "detect_max_side": settings.detection.max_side, "min_face": settings.detection.min_face,
         "agree": agree, "agree_rule": "same face count; IoU >= 0.95; landmarks <= 1 px",
         "worst_iou": round(worst_iou, 5), "worst_landmark_px": round(worst_px, 4), "differing": differing,
         "no_face_reference": misses_ref, "no_face_onnx": misses_ours,

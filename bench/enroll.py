@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                        + (f" --persons {args.persons}" if args.persons else "") + f" --jobs {args.jobs}",
             "data": "LFW deep-funneled (../shared/data/lfw)" + (f", first {args.persons} people" if args.persons
                                                                  else ", every person"),
-            "model": settings.model, "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+            "model": settings.recognition.model, "machine": f"{os.cpu_count()} cores, {platform.machine()}",
             # The cores are shared: the 1-minute load average when the import started and when it ended.
             "load_average": [round(load_before, 1), round(load_after, 1)],
             "jobs": args.jobs, "server": "gunicorn, 1 worker x 4 threads, embedded store, rate limits off",

@@ -82,7 +82,7 @@ def open_set(images: list[str], emb: np.ndarray, model_id: str, sizes: list[int]
     rng = np.random.default_rng(RNG_SEED)
     names = sorted(people)
     rows = []
-    calibration = Calibration(load_settings().calibration_file)
+    calibration = Calibration(load_settings().decisions.calibration_file)
     for size in sizes:
         if size >= len(names):
             continue
@@ -126,19 +126,19 @@ def open_set(images: list[str], emb: np.ndarray, model_id: str, sizes: list[int]
 
 def main() -> None:
     settings = load_settings()
-    model_id = settings.model
-    verify = Calibration(settings.calibration_file).verify_threshold(model_id)
+    model_id = settings.recognition.model
+    verify = Calibration(settings.decisions.calibration_file).verify_threshold(model_id)
     lfw = load_lfw(DATA / "lfw")
     celeba = load_celeba(DATA / "celeba_dev")
-    e_lfw = embeddings(lfw, model_id, settings.flip_tta)
-    e_celeba = embeddings(celeba, model_id, settings.flip_tta)
+    e_lfw = embeddings(lfw, model_id, settings.recognition.flip_tta)
+    e_celeba = embeddings(celeba, model_id, settings.recognition.flip_tta)
     result = {"model": model_id, "verify_threshold": round(verify, 4),
               "templates_lfw": templates(lfw.images, e_lfw),
               "templates_celeba_dev": templates(celeba.images, e_celeba),
               "open_set_lfw": open_set(lfw.images, e_lfw, model_id, [10, 100, 1000, 3000],
-                                       settings.identify_target_far, verify),
+                                       settings.decisions.identify_target_far, verify),
               "open_set_celeba_dev": open_set(celeba.images, e_celeba, model_id, [25, 75, 125],
-                                              settings.identify_target_far, verify, trials=20)}
+                                              settings.decisions.identify_target_far, verify, trials=20)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "identify.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("templates_lfw", "templates_celeba_dev")}, indent=1))

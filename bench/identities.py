@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     out = ROOT / "var" / "bench" / "impostor_pairs"
     for ps, root in ((load_lfw(DATA / "lfw"), DATA / "lfw"), (load_celeba(DATA / "celeba_dev"), DATA / "celeba_dev")):
-        emb = embeddings(ps, settings.model, settings.flip_tta)
+        emb = embeddings(ps, settings.recognition.model, settings.recognition.flip_tta)
         pairs = top_impostor_pairs(emb, person_labels(ps), args.top)
         for score, a, b in pairs:
             print(f"{ps.name}\t{score:.4f}\t{ps.images[a]}\t{ps.images[b]}")

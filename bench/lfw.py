@@ -215,12 +215,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="re-measure only the speed fields of the models already in lfw.json (on a quiet machine)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    detector = FaceDetector(settings.models_dir, max_side=settings.detect_max_side,
-                            min_face_size=settings.detect_min_face, thresholds=settings.detect_thresholds,
-                            threads=settings.detect_threads).prepare()
+    detector = FaceDetector(settings.models_dir, max_side=settings.detection.max_side,
+                            min_face_size=settings.detection.min_face, thresholds=settings.detection.thresholds,
+                            threads=settings.recognition.detect_threads).prepare()
     if args.speed_only:
         results = json.loads((RESULTS / "lfw.json").read_text())
-        results["default"] = settings.model
+        results["default"] = settings.recognition.model
         for model_id, entry in results["models"].items():
             entry.update(speed(create_embedder(settings, model_id).prepare(), detector))
             print(model_id, entry["embed_ms_per_face"], entry["detect_ms_1920x1440"], flush=True)
@@ -234,25 +234,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"detecting {ps.name}: {len(ps.images)} images", flush=True)
         detections[ps.name] = detect_all(ps, root, detector, centre)
 
-    results = {"default": settings.model, "models": {}, "machine": f"{platform.machine()}, "
+    results = {"default": settings.recognition.model, "models": {}, "machine": f"{platform.machine()}, "
                f"{__import__('os').cpu_count()} cores", "protocol": __doc__.split("\n\n")[2].strip()}
     rocs = {}
     single = args.models or available_models(settings)
     combined: dict[str, dict[str, np.ndarray]] = {}  # model -> set -> embeddings as served (flip applied)
     for model_id in single:
         embedder = create_embedder(replace(settings, flip_tta=False), model_id).prepare()
-        entry: dict = {"flip_tta": settings.flip_tta}
+        entry: dict = {"flip_tta": settings.recognition.flip_tta}
         impostors = {}
         for ps, root, _ in sets:
             faces, detect_ms = detections[ps.name]
             print(f"embedding {ps.name} with {model_id}", flush=True)
             plain, mirrored = embed_all(ps, root, faces, embedder)
             variants = {flip: evaluate(ps, combine(plain, mirrored, flip)) for flip in (False, True)}
-            chosen = variants[settings.flip_tta]
+            chosen = variants[settings.recognition.flip_tta]
             prefix = "" if ps.name == "lfw" else "celeba_dev_"
             if ps.name == "lfw":
                 rocs[model_id] = roc_curve(chosen["_scores"], ps.same)
-            combined.setdefault(model_id, {})[ps.name] = combine(plain, mirrored, settings.flip_tta)
+            combined.setdefault(model_id, {})[ps.name] = combine(plain, mirrored, settings.recognition.flip_tta)
             impostors[ps.name] = all_impostor_scores(ps, combined[model_id][ps.name])
             # How many impostor pairs the protocol threshold really lets through, over all pairs of the set.
             entry[prefix + "far_at_threshold_1e-3_all_pairs"] = float(

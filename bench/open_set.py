@@ -306,12 +306,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=5, help="random real galleries per size")
     args = parser.parse_args(argv)
     settings = load_settings()
-    model_id = settings.model
-    calibration = Calibration(settings.calibration_file)
+    model_id = settings.recognition.model
+    calibration = Calibration(settings.decisions.calibration_file)
     verify = calibration.verify_threshold(model_id)
     rng = np.random.default_rng(SEED)
-    doms = [load_domain(load_lfw(DATA / "lfw"), model_id, settings.flip_tta),
-            load_domain(load_celeba(DATA / "celeba_dev"), model_id, settings.flip_tta)]
+    doms = [load_domain(load_lfw(DATA / "lfw"), model_id, settings.recognition.flip_tta),
+            load_domain(load_celeba(DATA / "celeba_dev"), model_id, settings.recognition.flip_tta)]
     grid = [n for n in GRID if n <= args.synthetic]
 
     # Real impostor tails (training people only) and the synthetic scores of every photo.

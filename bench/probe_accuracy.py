@@ -41,7 +41,7 @@ def main() -> None:
         elif b:
             moved += 1
             probe[i] = pipeline.embedder.get(rgb, b)[0]
-    out = {"model": pipeline.embedder.model_id, "detect_probe_face_ratio": settings.detect_probe_face_ratio,
+    out = {"model": pipeline.embedder.model_id, "detect_probe_face_ratio": settings.detection.probe_face_ratio,
            "photos": len(ps.images), "photos_with_another_box": moved,
            "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     for name, emb in (("full_search", full), ("probe_search", probe)):

@@ -42,7 +42,7 @@ from .latency import RESULTS
 from .lfw import combine, detect_all, embed_all
 from .servers import start_chroma
 
-MODEL = load_settings().model  # the default: its centre (bench.centre) applies
+MODEL = load_settings().recognition.model  # the default: its centre (bench.centre) applies
 
 
 def lfw_embeddings() -> tuple[np.ndarray, PairSet, np.ndarray]:
@@ -50,15 +50,16 @@ def lfw_embeddings() -> tuple[np.ndarray, PairSet, np.ndarray]:
     found), the pair set, and which rows have a face."""
     settings = load_settings()
     ps = load_lfw(DATA / "lfw")
-    detector = FaceDetector(settings.models_dir, max_side=settings.detect_max_side,
-                            min_face_size=settings.detect_min_face, thresholds=settings.detect_thresholds).prepare()
+    detection = settings.detection
+    detector = FaceDetector(settings.models_dir, max_side=detection.max_side, min_face_size=detection.min_face,
+                            thresholds=detection.thresholds).prepare()
     found, _ = detect_all(ps, DATA / "lfw", detector, True)
     parts, weights = [], []
-    for part in settings.model.split("+"):
+    for part in settings.recognition.model.split("+"):
         model_id, _, weight = part.partition(":")
         embedder = create_embedder(replace(settings, flip_tta=False), model_id).prepare()
         plain, mirrored = embed_all(ps, DATA / "lfw", found, embedder)
-        parts.append(combine(plain, mirrored, settings.flip_tta))
+        parts.append(combine(plain, mirrored, settings.recognition.flip_tta))
         weights.append(float(weight or 1))
     emb = fuse([np.nan_to_num(p) for p in parts], weights)
     return emb, ps, np.array([f is not None for f in found])
@@ -116,8 +117,8 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
     ids = [f"real{i}" for i in range(n_real)] + [f"syn{i}" for i in range(size - n_real)]
     settings = load_settings(data_dir=str(tmp), chroma_url=chroma_url if mode == "server" else "", **overrides)
     store = open_store(settings, MODEL, gallery.shape[1])
-    row: dict = {"mode": mode, "gallery": size, "hnsw": [settings.index_hnsw_m, settings.index_hnsw_construction_ef,
-                                                         settings.index_hnsw_search_ef],
+    hnsw = [settings.store.index_hnsw_m, settings.store.index_hnsw_construction_ef, settings.store.index_hnsw_search_ef]
+    row: dict = {"mode": mode, "gallery": size, "hnsw": hnsw,
                  "centred": store.index.centre is not None}
     records_s = fill_records(store, ids, gallery)
     built = store.rebuild()

@@ -22,9 +22,9 @@ try:
 except ConfigError as _exc:
     print(f"faceid: configuration error: {_exc.message}", file=sys.stderr)
     sys.exit(2)
-_worker.HEAD_TIMEOUT = _settings.request_head_timeout_s
-_worker.READ_TIMEOUT = _settings.request_read_timeout_s
-_worker.DRAIN_S = _settings.drain_s
+_worker.HEAD_TIMEOUT = _settings.server.request_head_timeout_s
+_worker.READ_TIMEOUT = _settings.server.request_read_timeout_s
+_worker.DRAIN_S = _settings.server.drain_s
 
 # Prometheus multiprocess mode (service/web/metrics.py): every worker writes its samples here and any worker's
 # /metrics sums them. Emptied at each start: samples of a previous run's processes must not be summed in.
@@ -33,14 +33,14 @@ shutil.rmtree(_metrics_dir, ignore_errors=True)
 os.makedirs(_metrics_dir, mode=0o700, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
-bind = _settings.bind
-workers = _settings.workers
+bind = _settings.server.bind
+workers = _settings.server.workers
 # gthread, with request heads read in the poller thread: slow clients cannot hold the worker threads.
 worker_class = "service.worker.HeadFirstWorker"
-threads = _settings.threads
+threads = _settings.server.threads
 timeout = 60
 # SIGTERM: drain_s of /readyz 503 while serving, then up to 30 s for in-flight requests.
-graceful_timeout = 30 + int(_settings.drain_s)
+graceful_timeout = 30 + int(_settings.server.drain_s)
 # The app loads in the worker, not the master: Chroma's embedded client must not cross a fork. A broken
 # model or a locked data dir makes the worker fail to boot, and gunicorn exits with the reason in its log.
 preload_app = False

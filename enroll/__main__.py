@@ -106,9 +106,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     key = secret(key_file=args.key_file, passphrase_env=args.passphrase_env, confirm=True)
     settings = load_settings()
-    engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
+    engine = open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
     try:
-        meta = {"source": engine.dialect.name, "configured_model": settings.model}
+        meta = {"source": engine.dialect.name, "configured_model": settings.recognition.model}
         counts = export(snapshot.read(engine), args.file, key, meta, overwrite=args.force)
     finally:
         engine.dispose()
@@ -133,7 +133,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     with args.file.open("rb") as f:
         lines = SealedReader(f, key).lines()  # a wrong passphrase stops here: nothing is opened or written
         meta = next(lines)["meta"]
-        engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
+        engine = open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
         try:
             counts = snapshot.restore(engine, rows_of(lines, meta))
             with engine.connect() as db:
@@ -151,9 +151,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
             store.close()
     print(json.dumps({"file": str(args.file), "restored": counts, "models": indexed,
                       "exported_at": meta.get("created_at"), "source": meta.get("source")}))
-    if models and settings.model not in models:
+    if models and settings.recognition.model not in models:
         print(f"note: the backup holds persons of {', '.join(sorted(models))}; this service is configured for "
-              f"{settings.model} (configure that model, or run `python -m enroll reindex --from ...`)",
+              f"{settings.recognition.model} (configure that model, or run `python -m enroll reindex --from ...`)",
               file=sys.stderr)
     return 0
 
@@ -173,7 +173,7 @@ def cmd_reindex(source_model: str, source_dim: int | None) -> int:
     source = open_store(settings, source_model, dim, only_model=False)
     try:
         target = source.for_model(pipeline.embedder.model_id, pipeline.embedder.dim,
-                                  index_centre(settings.index_centres_file, pipeline.embedder.model_id))
+                                  index_centre(settings.store.index_centres_file, pipeline.embedder.model_id))
         result = reindex(pipeline, source, target, _print)
     finally:
         source.close()
@@ -203,7 +203,7 @@ def cmd_upkeep(command: str) -> int:
     from service.vision.embedders.registry import embedding_dim
 
     settings = load_settings()
-    model_id = settings.model
+    model_id = settings.recognition.model
     store = open_store(settings, model_id, embedding_dim(settings, model_id))
     try:
         if command == "rebuild-index":

@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from .config import Settings
+from .config import Decisions, Limits, Quality, Settings
 from .core.calibration import Calibration
 from .core.keys import Keys
 from .core.pipeline import FacePipeline, ImageLimits
@@ -38,29 +38,29 @@ from .vision.threads import set_opencv_threads
 
 def build_pipeline(settings: Settings, model_id: str | None = None) -> FacePipeline:
     """Detector, embedder and crops for ``model_id`` (default: the configured one), not yet loaded."""
-    set_opencv_threads(settings.opencv_threads)
-    detector = FaceDetector(settings.models_dir, max_side=settings.detect_max_side,
-                            min_face_size=settings.detect_min_face, thresholds=settings.detect_thresholds,
-                            threads=settings.detect_threads, probe_face_ratio=settings.detect_probe_face_ratio)
-    return FacePipeline(detector, create_embedder(settings, model_id), OpenCvCrops(settings.face_margin),
-                        image_limits=image_limits(settings), quality=quality_limits(settings),
-                        keep_crops=settings.store_face_crops)
+    recognition, detection = settings.recognition, settings.detection
+    set_opencv_threads(recognition.opencv_threads)
+    detector = FaceDetector(settings.models_dir, max_side=detection.max_side, min_face_size=detection.min_face,
+                            thresholds=detection.thresholds, threads=recognition.detect_threads,
+                            probe_face_ratio=detection.probe_face_ratio)
+    return FacePipeline(detector, create_embedder(settings, model_id), OpenCvCrops(recognition.face_margin),
+                        image_limits=image_limits(settings.limits), quality=quality_limits(settings.quality),
+                        keep_crops=settings.store.store_face_crops)
 
 
-def image_limits(settings: Settings) -> ImageLimits:
-    return ImageLimits(settings.max_image_bytes, settings.max_image_pixels, settings.max_decoded_bytes)
+def image_limits(limits: Limits) -> ImageLimits:
+    return ImageLimits(limits.max_image_bytes, limits.max_image_pixels, limits.max_decoded_bytes)
 
 
-def quality_limits(settings: Settings) -> QualityLimits:
-    return QualityLimits(min_probability=settings.enroll_min_probability,
-                         min_face_size=settings.enroll_min_face_size, min_blur=settings.enroll_min_blur,
-                         max_yaw=settings.enroll_max_yaw, max_roll=settings.enroll_max_roll)
+def quality_limits(quality: Quality) -> QualityLimits:
+    return QualityLimits(min_probability=quality.min_probability, min_face_size=quality.min_face_size,
+                         min_blur=quality.min_blur, max_yaw=quality.max_yaw, max_roll=quality.max_roll)
 
 
-def policy(settings: Settings) -> Policy:
-    return Policy(verify_threshold=settings.verify_threshold, identify_target_far=settings.identify_target_far,
-                  duplicate_policy=settings.duplicate_policy, add_faces_must_match=settings.add_faces_must_match,
-                  default_top_k=settings.default_top_k, max_top_k=settings.max_top_k)
+def policy(decisions: Decisions) -> Policy:
+    return Policy(verify_threshold=decisions.verify_threshold, identify_target_far=decisions.identify_target_far,
+                  duplicate_policy=decisions.duplicate_policy, add_faces_must_match=decisions.add_faces_must_match,
+                  default_top_k=decisions.default_top_k, max_top_k=decisions.max_top_k)
 
 
 def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True,
@@ -73,10 +73,10 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
     ``engine``, the store uses that database engine and leaves it to its owner to close."""
     own_engine = engine is None
     if engine is None:
-        engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
+        engine = open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
     try:
-        connect, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token,
-                                    settings.index_timeout_s)
+        connect, lock = open_client(settings.server.data_dir, settings.store.chroma_url, settings.store.chroma_token,
+                                    settings.store.index_timeout_s)
     except BaseException:
         if own_engine:
             engine.dispose()
@@ -84,18 +84,18 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
     closers = ([engine.dispose] if own_engine else []) + ([lock.release] if lock else [])
     try:
         index = PersonIndex(connect, model_id, dim,
-                            hnsw=Hnsw(settings.index_hnsw_m, settings.index_hnsw_construction_ef,
-                                      settings.index_hnsw_search_ef),
-                            deadline=CallDeadline(settings.index_timeout_s),
-                            centre=index_centre(settings.index_centres_file, model_id),
-                            files=None if settings.chroma_url else settings.data_dir / "chroma",
-                            min_free_bytes=settings.index_min_free_mb << 20)
+                            hnsw=Hnsw(settings.store.index_hnsw_m, settings.store.index_hnsw_construction_ef,
+                                      settings.store.index_hnsw_search_ef),
+                            deadline=CallDeadline(settings.store.index_timeout_s),
+                            centre=index_centre(settings.store.index_centres_file, model_id),
+                            files=None if settings.store.chroma_url else settings.server.data_dir / "chroma",
+                            min_free_bytes=settings.store.index_min_free_mb << 20)
         closers.insert(0, index.close)
         _refuse_unmigrated(index.client, engine, model_id)
         if only_model:
             _refuse_other_models(engine, model_id)
-        store = RecordsStore(engine, index, model_id, dim, lock_file=settings.data_dir / LOCK_FILE,
-                             limits=StoreLimits(lock_wait_s=settings.database_timeout_s),
+        store = RecordsStore(engine, index, model_id, dim, lock_file=settings.server.data_dir / LOCK_FILE,
+                             limits=StoreLimits(lock_wait_s=settings.store.database_timeout_s),
                              closers=closers)
         store.open()
     except BaseException:
@@ -117,12 +117,12 @@ def index_centre(path: Path, model_id: str) -> Centre | None:
 def migrate(settings: Settings, report: Callable[[dict[str, Any]], None]) -> int:
     """``enroll migrate``: the Chroma-only format of the data dir (or Chroma server) moved into the records
     database and the index."""
-    engine = open_database(settings.database_url, settings.data_dir)
+    engine = open_database(settings.store.database_url, settings.server.data_dir)
     try:
-        connect, lock = open_client(settings.data_dir, settings.chroma_url, settings.chroma_token,
-                                    settings.index_timeout_s)
+        connect, lock = open_client(settings.server.data_dir, settings.store.chroma_url, settings.store.chroma_token,
+                                    settings.store.index_timeout_s)
         try:
-            return migrate_chroma_only(connect(), engine, settings.data_dir / LOCK_FILE, report)
+            return migrate_chroma_only(connect(), engine, settings.server.data_dir / LOCK_FILE, report)
         finally:
             if lock:
                 lock.release()
@@ -152,7 +152,7 @@ def _refuse_unmigrated(client: Any, engine: Engine, model_id: str) -> None:
 def build_keys(settings: Settings, *, first_start: bool = True) -> Keys:
     """The API keys: configured ones plus the records database's table (with ``first_start``, the first
     keys are created when there are none)."""
-    engine = open_database(settings.database_url, settings.data_dir)
+    engine = open_database(settings.store.database_url, settings.server.data_dir)
     try:
         return load_keys(settings, engine, first_start=first_start)
     except BaseException:
@@ -162,7 +162,7 @@ def build_keys(settings: Settings, *, first_start: bool = True) -> Keys:
 
 def attach_audit_table(settings: Settings, engine: Engine) -> AuditTableHandler:
     """The audit loggers also write to the records database's ``audit_events`` (``audit_table``)."""
-    handler = AuditTableHandler(engine, settings.audit_retention_days)
+    handler = AuditTableHandler(engine, settings.audit.retention_days)
     for name in AUDITED:
         logger = logging.getLogger(name)
         logger.addHandler(handler)
@@ -180,10 +180,10 @@ def _recognizer_parts(settings: Settings) -> tuple[FacePipeline, Calibration, Po
     """The models loaded and the calibration read, before any store is opened or locked: a broken model or
     an uncalibrated one stops the start first."""
     pipeline = build_pipeline(settings).prepare()
-    calibration = Calibration(settings.calibration_file)
-    if not settings.verify_threshold:
+    calibration = Calibration(settings.decisions.calibration_file)
+    if not settings.decisions.verify_threshold:
         calibration.verify_threshold(pipeline.embedder.model_id)
-    return pipeline, calibration, policy(settings)
+    return pipeline, calibration, policy(settings.decisions)
 
 
 def build_recognizer(settings: Settings) -> Recognizer:
@@ -210,13 +210,13 @@ def open_service(settings: Settings) -> Service:
     undoes a start that fails halfway, and later the whole process's close."""
     pipeline, calibration, rules = _recognizer_parts(settings)
     with ExitStack() as stack:
-        engine = open_database(settings.database_url, settings.data_dir, settings.database_timeout_s)
+        engine = open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
         stack.callback(engine.dispose)
         store = open_store(settings, pipeline.embedder.model_id, pipeline.embedder.dim, engine=engine)
         stack.callback(store.close)
         keys = load_keys(settings, engine)
         audit = None
-        if settings.audit_table:
+        if settings.audit.table:
             audit = attach_audit_table(settings, engine)
             stack.callback(detach_audit_table, audit)
         return Service(Recognizer(pipeline, store, calibration, rules), keys, audit, stack.pop_all().close)

@@ -1,20 +1,21 @@
 """Settings: ``config/faceid.toml`` overlaid by ``FACEID_*`` environment variables, validated once at start.
 
-Every tunable lives in the ``Settings`` dataclass below and nowhere else. A key ``foo_bar`` in the TOML file
-is overridden by the environment variable ``FACEID_FOO_BAR``. An unknown key (in the file or as a
+Every tunable lives in one section of ``Settings`` below and nowhere else, and each part of the service is
+handed the section it uses. Outside the code a setting has one flat name (``index_timeout_s``, which is
+``Settings.store.index_timeout_s``): a key ``foo_bar`` in the TOML file is overridden by the environment
+variable ``FACEID_FOO_BAR``. An unknown key (in the file or as a
 ``FACEID_*`` variable) or a bad value stops the start with a ``ConfigError`` that names it: a typo must never
 silently fall back to a default. ``config/faceid.toml`` documents every setting (a test holds it to that).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -30,7 +31,21 @@ MIN_SECRET_LENGTH = 16
 
 
 @dataclass(frozen=True)
-class Settings:
+class Section:
+    """A group of settings, handed whole to the part that uses it. Outside the code (the TOML file, the
+    ``FACEID_*`` environment, ``load_settings`` overrides) a setting keeps one flat name, unique across
+    sections: the section's ``PREFIX`` and the field's name, unless ``FLAT`` names it otherwise."""
+    PREFIX: ClassVar[str] = ""
+    FLAT: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def flat_names(cls) -> dict[str, str]:
+        """{flat name: field name}."""
+        return {cls.FLAT.get(f.name, cls.PREFIX + f.name): f.name for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class Server(Section):
     # Where the service keeps its state: prepared models, the embedded face store, generated API keys.
     # Biometric data: owner-only. A relative path is taken from the working directory.
     data_dir: Path = Path("var")
@@ -48,7 +63,9 @@ class Settings:
     request_head_timeout_s: float = 5.0
     request_read_timeout_s: float = 10.0
 
-    # --- recognition model --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recognition(Section):
     # The default is the most accurate model within the 40 ms/face budget on the benchmark (README table):
     # dlib's ResNet and SFace fused, weights chosen by nested cross-validation on LFW.
     model: str = "dlib:0.65+sface:0.35"
@@ -65,18 +82,23 @@ class Settings:
     # Margin around the detected box, in pixels of the 160 px model input (Sandberg's LFW protocol: 32).
     face_margin: int = 32
 
-    # --- detection ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Detection(Section):
+    PREFIX = "detect_"
     # MTCNN's P-Net, R-Net and O-Net score thresholds.
-    detect_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     # MTCNN runs on a copy whose longest side is at most this; boxes are mapped back to full resolution.
-    detect_max_side: int = 640
+    max_side: int = 640
     # Smallest face MTCNN looks for, in pixels of the (possibly downscaled) detection copy.
-    detect_min_face: int = 20
+    min_face: int = 20
     # Verify, identify and compare need the main face only: their search starts at this fraction of the
     # detection copy's shorter side (the full search follows when it finds nothing). 0 = always the full search.
-    detect_probe_face_ratio: float = 0.1
+    probe_face_ratio: float = 0.1
 
-    # --- input limits -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Limits(Section):
     max_image_bytes: int = 15 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     # Memory one decode may take (decoder buffer + RGB array): bounds 16-bit and float images, which cost
@@ -91,7 +113,9 @@ class Settings:
     # ~13 ms of embedding and its memory, so a crowd photo must not take a worker. 422 too_many_faces past it.
     max_faces_per_request: int = 50
 
-    # --- store --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Store(Section):
     # Empty: embedded Chroma in <data_dir>/chroma (one process). Else a Chroma server, e.g.
     # http://127.0.0.1:8001, shared by several service instances.
     chroma_url: str = ""
@@ -124,7 +148,9 @@ class Settings:
     # Keep a small aligned JPEG of each enrolled face (admin thumbnails, re-embedding after a model change).
     store_face_crops: bool = True
 
-    # --- decisions ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decisions(Section):
     # The benchmark's results that calibrate every threshold (written by `make bench-lfw`).
     calibration_file: Path = ROOT / "bench" / "results" / "lfw.json"
     # Verify threshold (cosine). 0 = the calibrated one: threshold_at_far_1e-3 in bench/results/lfw.json.
@@ -144,45 +170,107 @@ class Settings:
     default_top_k: int = 5
     max_top_k: int = 50
 
-    # --- enrollment quality gate (see service/core/quality.py) --------------------------------------
-    enroll_min_probability: float = 0.95
-    enroll_min_face_size: float = 64.0
-    enroll_min_blur: float = 25.0
-    enroll_max_yaw: float = 0.45
-    enroll_max_roll: float = 35.0
 
-    # --- rate limits (service/web/limits.py): "N/second|minute|hour", each a moving window ---------------
-    rate_limits: bool = True
+@dataclass(frozen=True)
+class Quality(Section):
+    """The enrollment quality gate (service/core/quality.py)."""
+    PREFIX = "enroll_"
+    min_probability: float = 0.95
+    min_face_size: float = 64.0
+    min_blur: float = 25.0
+    max_yaw: float = 0.45
+    max_roll: float = 35.0
+
+
+@dataclass(frozen=True)
+class RateLimits(Section):
+    """service/web/limits.py: "N/second|minute|hour", each a moving window."""
+    PREFIX = "rate_limit_"
+    FLAT = {"enabled": "rate_limits"}
+    enabled: bool = True
     # Per API key, every endpoint: a busy mobile backend sends a few requests a second.
-    rate_limit_per_key: str = "1200/minute"
+    per_key: str = "1200/minute"
     # Per client IP, requests without a valid key (none, or a wrong one): slows down key guessing.
-    rate_limit_per_ip: str = "60/minute"
+    per_ip: str = "60/minute"
     # Per target person on verify, whatever the key: a real user retries a few times, a hill-climber
     # needs thousands of tries.
-    rate_limit_verify_per_person: str = "30/minute"
+    verify_per_person: str = "30/minute"
     # memory:// counts per worker process; redis://host:6379 or memcached://host:11211 share the counts.
-    rate_limit_storage_url: str = "memory://"
+    storage_url: str = "memory://"
 
-    # --- audit trail: who did what to whom, as JSON lines (service/logs.py) ------------------------------
+
+@dataclass(frozen=True)
+class Audit(Section):
+    """Who did what to whom, as JSON lines (service/logs.py)."""
+    PREFIX = "audit_"
     # A file name in the data dir (or an absolute path); empty = no audit file (decisions still go to the log).
-    audit_file: str = "audit.jsonl"
+    file: str = "audit.jsonl"
     # Days of audit files kept (one file a day), and of rows in the records database's audit table.
-    audit_retention_days: int = 90
+    retention_days: int = 90
     # Also write the audit events to the records database (GET /v1/audit queries them from any worker).
-    audit_table: bool = True
+    table: bool = True
 
-    # --- API keys -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Keys(Section):
     # Comma-separated keys (environment) or lists (TOML), beside the database's keys (service/keys.py).
     # When either is set, the first start creates no keys.
-    admin_keys: tuple[str, ...] = ()
-    client_keys: tuple[str, ...] = ()
+    admin_keys: tuple[str, ...] = field(default=(), repr=False)
+    client_keys: tuple[str, ...] = field(default=(), repr=False)
     # A bearer token for GET /metrics (Prometheus's `authorization` setting), so a scraper needs no admin key;
     # empty: /metrics answers admin keys only.
     metrics_token: str = field(default="", repr=False)
 
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, by section."""
+    server: Server = field(default_factory=Server)
+    recognition: Recognition = field(default_factory=Recognition)
+    detection: Detection = field(default_factory=Detection)
+    limits: Limits = field(default_factory=Limits)
+    store: Store = field(default_factory=Store)
+    decisions: Decisions = field(default_factory=Decisions)
+    quality: Quality = field(default_factory=Quality)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    audit: Audit = field(default_factory=Audit)
+    keys: Keys = field(default_factory=Keys)
+
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.server.data_dir / "models"
+
+    def flat(self) -> dict[str, Any]:
+        """{flat name: value} of every setting."""
+        return {name: getattr(section, attr) for section in self._sections()
+                for name, attr in type(section).flat_names().items()}
+
+    def _sections(self) -> list[Section]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+def _flat_types() -> dict[str, tuple[str, str, Any]]:
+    """{flat name: (section, field, type)} of every setting."""
+    out: dict[str, tuple[str, str, Any]] = {}
+    for section in fields(Settings):
+        cls = typing.get_type_hints(Settings)[section.name]
+        hints = typing.get_type_hints(cls)
+        for flat, attr in cls.flat_names().items():
+            out[flat] = (section.name, attr, hints[attr])
+    return out
+
+
+def _build(values: Mapping[str, Any]) -> Settings:
+    """Settings from {flat name: converted value}; a setting left out keeps its default."""
+    by_section: dict[str, dict[str, Any]] = {}
+    for flat, value in values.items():
+        section, attr, _ = FLAT_SETTINGS[flat]
+        by_section.setdefault(section, {})[attr] = value
+    hints = typing.get_type_hints(Settings)
+    return Settings(**{name: hints[name](**kwargs) for name, kwargs in by_section.items()})
+
+
+FLAT_SETTINGS = _flat_types()
 
 
 def coerce(key: str, typ: Any, value: Any) -> Any:
@@ -218,7 +306,7 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-    known = typing.get_type_hints(Settings)
+    known = {name: typ for name, (_, _, typ) in FLAT_SETTINGS.items()}
     unknown = sorted(set(raw) - set(known))
     if unknown:
         raise ConfigError(f"unknown settings in {path}: {', '.join(unknown)}", details={"keys": unknown})
@@ -238,62 +326,73 @@ def load_settings(config_file: Path | None = None, env: Mapping[str, str] | None
         if name not in known:
             raise ConfigError(f"unknown setting {name}")
         values[name] = coerce(name, known[name], value)
-    settings = Settings(**values)
+    settings = _build(values)
     _validate(settings)
     return settings
 
 
 def _validate(s: Settings) -> None:
+    """Every value in its range, and the combinations a deployment can run; the first problem is named by
+    the setting's flat name, the one the operator wrote."""
     def need(ok: bool, key: str, why: str) -> None:
         if not ok:
             raise ConfigError(f"invalid {key}: {why}", details={"key": key})
 
-    host, _, port = s.bind.rpartition(":")
+    server, recognition, detection, limits = s.server, s.recognition, s.detection, s.limits
+    store, decisions, keys = s.store, s.decisions, s.keys
+    host, _, port = server.bind.rpartition(":")
     need(bool(host) and port.isdigit() and 0 < int(port) < 65536, "bind", "expected host:port")
-    need(s.detect_max_side >= 160, "detect_max_side", "must be at least 160")
-    need(s.detect_min_face >= 12, "detect_min_face", "must be at least 12 (MTCNN's smallest scale)")
-    need(0 <= s.detect_probe_face_ratio < 1, "detect_probe_face_ratio", "a fraction in [0, 1)")
-    need(len(s.detect_thresholds) == 3 and all(0 < t < 1 for t in s.detect_thresholds),
+    need(1 <= server.threads <= 64, "threads", "1..64")
+    need(0 < server.request_head_timeout_s <= 300 and 0 < server.request_read_timeout_s <= 600,
+         "request_head_timeout_s", "seconds: head 0-300, read 0-600")
+    need(server.drain_s >= 0, "drain_s", "seconds, 0 = stop at once")
+    need(server.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "log_level", "DEBUG/INFO/WARNING/ERROR")
+    need(server.workers == 1 or (server.workers > 1 and bool(store.chroma_url) and bool(store.database_url)),
+         "workers", "the embedded store allows one worker process; set chroma_url and database_url to run more")
+
+    need(0 <= recognition.face_margin < 100, "face_margin", "0..99 pixels")
+    need(recognition.embed_threads >= 0 and recognition.detect_threads >= 0, "embed_threads", "must be >= 0")
+    need(recognition.opencv_threads >= 0, "opencv_threads", "must be >= 0")
+    need(detection.max_side >= 160, "detect_max_side", "must be at least 160")
+    need(detection.min_face >= 12, "detect_min_face", "must be at least 12 (MTCNN's smallest scale)")
+    need(0 <= detection.probe_face_ratio < 1, "detect_probe_face_ratio", "a fraction in [0, 1)")
+    need(len(detection.thresholds) == 3 and all(0 < t < 1 for t in detection.thresholds),
          "detect_thresholds", "three values in (0, 1)")
-    need(0 <= s.face_margin < 100, "face_margin", "0..99 pixels")
-    need(s.embed_threads >= 0 and s.detect_threads >= 0, "embed_threads", "must be >= 0")
-    need(s.opencv_threads >= 0, "opencv_threads", "must be >= 0")
-    need(s.max_image_bytes > 0 and s.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
-    need(1 <= s.threads <= 64, "threads", "1..64")
-    need(0 < s.request_head_timeout_s <= 300 and 0 < s.request_read_timeout_s <= 600, "request_head_timeout_s",
-         "seconds: head 0-300, read 0-600")
-    need(s.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
-    need(0 < s.index_timeout_s <= 300, "index_timeout_s", "seconds, 0-300")
-    need(s.index_min_free_mb >= 0, "index_min_free_mb", "MiB, 0 or more")
-    need(0 < s.database_timeout_s <= 300, "database_timeout_s", "seconds, 0-300")
-    need(4 <= s.index_hnsw_m <= 128, "index_hnsw_m", "4..128")
-    need(10 <= s.index_hnsw_construction_ef <= 2000 and 10 <= s.index_hnsw_search_ef <= 2000,
+
+    need(limits.max_image_bytes > 0 and limits.max_image_pixels > 0, "max_image_bytes", "limits must be positive")
+    need(1 <= limits.max_images_per_request <= 100, "max_images_per_request", "1..100")
+    need(1 <= limits.max_faces_per_request <= 1000, "max_faces_per_request", "1..1000")
+    need(limits.max_metadata_bytes >= 2, "max_metadata_bytes", "must be positive")
+
+    need(store.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
+    need(0 < store.index_timeout_s <= 300, "index_timeout_s", "seconds, 0-300")
+    need(store.index_min_free_mb >= 0, "index_min_free_mb", "MiB, 0 or more")
+    need(0 < store.database_timeout_s <= 300, "database_timeout_s", "seconds, 0-300")
+    need(4 <= store.index_hnsw_m <= 128, "index_hnsw_m", "4..128")
+    need(10 <= store.index_hnsw_construction_ef <= 2000 and 10 <= store.index_hnsw_search_ef <= 2000,
          "index_hnsw_construction_ef", "10..2000 (and index_hnsw_search_ef too)")
-    need(s.audit_retention_days >= 1, "audit_retention_days", "at least 1 day")
-    for key in ("rate_limit_per_key", "rate_limit_per_ip", "rate_limit_verify_per_person"):
-        need(_is_rate(getattr(s, key)), key, 'a rate such as "60/minute"')
-    need(s.workers == 1 or (s.workers > 1 and bool(s.chroma_url) and bool(s.database_url)), "workers",
-         "the embedded store allows one worker process; set chroma_url and database_url to run more")
-    need(0 < s.identify_target_far < 1, "identify_target_far", "a probability in (0, 1)")
-    need(0 <= s.verify_threshold < 1, "verify_threshold", "a cosine similarity in [0, 1); 0 = calibrated")
-    need(s.duplicate_policy in ("reject", "allow"), "duplicate_policy", "reject or allow")
-    need(1 <= s.default_top_k <= s.max_top_k <= 1000, "default_top_k", "1 <= default_top_k <= max_top_k <= 1000")
-    need(1 <= s.max_images_per_request <= 100, "max_images_per_request", "1..100")
-    need(1 <= s.max_faces_per_request <= 1000, "max_faces_per_request", "1..1000")
-    need(s.max_metadata_bytes >= 2, "max_metadata_bytes", "must be positive")
-    need(not (s.chroma_url and not s.chroma_url.startswith(("http://", "https://"))), "chroma_url",
+    need(not (store.chroma_url and not store.chroma_url.startswith(("http://", "https://"))), "chroma_url",
          "expected http(s)://host:port")
-    need(not s.metrics_token or len(s.metrics_token) >= MIN_SECRET_LENGTH, "metrics_token",
-         f"at least {MIN_SECRET_LENGTH} characters")
-    for key in ("admin_keys", "client_keys"):
-        need(all(len(k) >= MIN_SECRET_LENGTH for k in getattr(s, key)), key,
-             f"every API key needs at least {MIN_SECRET_LENGTH} characters")
-    need(not s.database_url.startswith("postgres:"), "database_url",
+    need(not store.database_url.startswith("postgres:"), "database_url",
          "postgres:// is not a SQLAlchemy URL: write postgresql+psycopg://user:password@host:5432/db")
-    need(not s.database_url or s.database_url.startswith(("sqlite", "postgresql")), "database_url",
+    need(not store.database_url or store.database_url.startswith(("sqlite", "postgresql")), "database_url",
          "expected sqlite:///path or postgresql+psycopg://user:password@host:5432/db")
-    need(s.drain_s >= 0, "drain_s", "seconds, 0 = stop at once")
-    need(s.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "log_level", "DEBUG/INFO/WARNING/ERROR")
+
+    need(0 < decisions.identify_target_far < 1, "identify_target_far", "a probability in (0, 1)")
+    need(0 <= decisions.verify_threshold < 1, "verify_threshold", "a cosine similarity in [0, 1); 0 = calibrated")
+    need(decisions.duplicate_policy in ("reject", "allow"), "duplicate_policy", "reject or allow")
+    need(1 <= decisions.default_top_k <= decisions.max_top_k <= 1000, "default_top_k",
+         "1 <= default_top_k <= max_top_k <= 1000")
+
+    need(s.audit.retention_days >= 1, "audit_retention_days", "at least 1 day")
+    for key, rate in (("rate_limit_per_key", s.rate_limits.per_key), ("rate_limit_per_ip", s.rate_limits.per_ip),
+                      ("rate_limit_verify_per_person", s.rate_limits.verify_per_person)):
+        need(_is_rate(rate), key, 'a rate such as "60/minute"')
+    need(not keys.metrics_token or len(keys.metrics_token) >= MIN_SECRET_LENGTH, "metrics_token",
+         f"at least {MIN_SECRET_LENGTH} characters")
+    for key, secrets in (("admin_keys", keys.admin_keys), ("client_keys", keys.client_keys)):
+        need(all(len(k) >= MIN_SECRET_LENGTH for k in secrets), key,
+             f"every API key needs at least {MIN_SECRET_LENGTH} characters")
 
 
 def _is_rate(text: str) -> bool:
@@ -305,7 +404,11 @@ def _is_rate(text: str) -> bool:
 
 
 def replace(settings: Settings, **changes: Any) -> Settings:
-    """A validated copy with some fields changed."""
-    new = dataclasses.replace(settings, **changes)
+    """A validated copy with some settings (by flat name) changed."""
+    unknown = sorted(set(changes) - set(FLAT_SETTINGS))
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(unknown)}", details={"keys": unknown})
+    new = _build({**settings.flat(), **{name: coerce(name, FLAT_SETTINGS[name][2], value)
+                                        for name, value in changes.items()}})
     _validate(new)
     return new

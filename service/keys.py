@@ -36,17 +36,17 @@ def load_keys(settings: Settings, engine: Engine, *, first_start: bool = True,
               announce: Callable[[str], None] | None = None) -> Keys:
     keys = Keys(SqlKeyTable(engine), _config_keys(settings))
     # Workers start together: one at a time decides whether this is the first start.
-    with serialized(engine, settings.data_dir / LOCK_FILE):
-        old_file = settings.data_dir / OLD_KEY_FILE
+    with serialized(engine, settings.server.data_dir / LOCK_FILE):
+        old_file = settings.server.data_dir / OLD_KEY_FILE
         if old_file.is_file():
             _import_key_file(keys, old_file)
         elif first_start and not keys.config_keys and keys.table.empty():
-            _first_start(keys, announce or functools.partial(_show_once, settings.data_dir / FIRST_KEYS_FILE))
+            _first_start(keys, announce or functools.partial(_show_once, settings.server.data_dir / FIRST_KEYS_FILE))
     return keys
 
 
 def _config_keys(settings: Settings) -> dict[str, ApiKey]:
-    pairs = [(k, "admin") for k in settings.admin_keys] + [(k, "client") for k in settings.client_keys]
+    pairs = [(k, "admin") for k in settings.keys.admin_keys] + [(k, "client") for k in settings.keys.client_keys]
     if any(len(k) < MIN_KEY_LENGTH for k, _ in pairs):
         raise ConfigError(f"API keys must have at least {MIN_KEY_LENGTH} characters",
                           details={"key": "admin_keys/client_keys"})

@@ -39,7 +39,7 @@ def test_health_docs_and_openapi_need_no_key(client):
 
 
 def _loaded(tmp_path, settings, announce=None):
-    engine = open_database(settings.database_url, tmp_path)
+    engine = open_database(settings.store.database_url, tmp_path)
     return load_keys(settings, engine, announce=announce), engine
 
 

@@ -41,6 +41,6 @@ def test_identify_threshold_grows_with_gallery_and_never_drops_below_verify(resu
 
 
 def test_shipped_results_calibrate_the_default_model(settings):
-    threshold = Calibration(settings.calibration_file).verify_threshold(settings.model)
-    entry = json.loads(settings.calibration_file.read_text())["models"][settings.model]
+    threshold = Calibration(settings.decisions.calibration_file).verify_threshold(settings.recognition.model)
+    entry = json.loads(settings.decisions.calibration_file.read_text())["models"][settings.recognition.model]
     assert threshold == max(entry["threshold_at_far_1e-3"], entry["celeba_dev_threshold_at_far_1e-3"])

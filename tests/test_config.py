@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import Settings, load_settings
+from service.config import FLAT_SETTINGS, Settings, load_settings, replace
 from service.errors import ConfigError
 
 
@@ -13,15 +13,15 @@ def test_environment_overrides_file(tmp_path):
     cfg.write_text('bind = "0.0.0.0:9000"\ndetect_max_side = 800\n')
     s = load_settings(cfg, env={"FACEID_DETECT_MAX_SIDE": "1024", "FACEID_DATA_DIR": str(tmp_path / "d"),
                                 "FACEID_FLIP_TTA": "false"})
-    assert s.bind == "0.0.0.0:9000"
-    assert s.detect_max_side == 1024
-    assert s.data_dir == tmp_path / "d" and s.models_dir == tmp_path / "d" / "models"
-    assert s.flip_tta is False
+    assert s.server.bind == "0.0.0.0:9000"
+    assert s.detection.max_side == 1024
+    assert s.server.data_dir == tmp_path / "d" and s.models_dir == tmp_path / "d" / "models"
+    assert s.recognition.flip_tta is False
 
 
 def test_shipped_config_file_parses():
     s = load_settings(env={})
-    assert s.model == "dlib:0.65+sface:0.35"
+    assert s.recognition.model == "dlib:0.65+sface:0.35"
 
 
 @pytest.mark.parametrize("text,env", [('no_such_key = 1\n', {}),
@@ -57,14 +57,15 @@ def test_every_setting_is_documented_in_the_shipped_file():
     text = (Path(__file__).resolve().parent.parent / "config" / "faceid.toml").read_text()
     documented = set(re.findall(r"^#?\s?([a-z_]+) = ", text, re.M))
     documented |= set(re.findall(r"^#?\s?\[([a-z_]+)\]", text, re.M))
-    assert documented == {f.name for f in fields(Settings)}
+    assert documented == set(FLAT_SETTINGS)
 
 
 def test_data_dir_and_calibration_are_settings_with_defaults(tmp_path):
     s = load_settings(tmp_path / "none.toml", env={})
-    assert s.data_dir == Path("var") and s.calibration_file.name == "lfw.json" and s.calibration_file.is_file()
+    assert s.server.data_dir == Path("var") and s.decisions.calibration_file.name == "lfw.json"
+    assert s.decisions.calibration_file.is_file()
     moved = load_settings(tmp_path / "none.toml", env={"FACEID_CALIBRATION_FILE": str(tmp_path / "c.json")})
-    assert moved.calibration_file == tmp_path / "c.json"
+    assert moved.decisions.calibration_file == tmp_path / "c.json"
 
 
 def test_values_are_converted_by_type_not_by_the_annotations_text():
@@ -79,3 +80,20 @@ def test_values_are_converted_by_type_not_by_the_annotations_text():
     for typ, bad in ((int, True), (int, "3.5"), (bool, "perhaps"), (str, 5), (tuple[float, float, float], "1,2")):
         with pytest.raises(ConfigError, match="invalid value for k"):
             coerce("k", typ, bad)
+
+
+def test_settings_come_in_sections_and_keep_their_flat_names_outside(tmp_path):
+    """Each part gets its section; the file, the environment and overrides name a setting as they always
+    did, so no deployment's configuration changes."""
+    s = load_settings(tmp_path / "none.toml", env={"FACEID_INDEX_TIMEOUT_S": "2", "FACEID_RATE_LIMITS": "false",
+                                                    "FACEID_ENROLL_MIN_BLUR": "30", "FACEID_AUDIT_FILE": ""})
+    assert s.store.index_timeout_s == 2 and s.rate_limits.enabled is False and s.quality.min_blur == 30
+    assert s.audit.file == "" and s.audit.retention_days == 90
+    assert sum(len(fields(getattr(s, section.name))) for section in fields(Settings)) == len(FLAT_SETTINGS)
+    changed = replace(s, audit_retention_days=5, detect_max_side=800)
+    assert (changed.audit.retention_days, changed.detection.max_side, changed.store.index_timeout_s) == (5, 800, 2)
+    assert s.audit.retention_days == 90  # a copy
+    with pytest.raises(ConfigError, match="unknown settings: retention_days"):
+        replace(s, retention_days=5)
+    with pytest.raises(ConfigError, match="detect_max_side"):
+        replace(s, detect_max_side=100)

@@ -68,7 +68,8 @@ def test_same_faces_as_facenet_pytorch(detector, reference, path: Path):
 def test_probe_search_finds_the_same_main_face(pipeline, settings):
     """The reduced search of verify/identify (at the default ratio) gives the full search's largest face on
     every fixture photo with a face."""
-    detector = FaceDetector(pipeline.detector.models_dir, probe_face_ratio=settings.detect_probe_face_ratio).prepare()
+    detector = FaceDetector(pipeline.detector.models_dir,
+                            probe_face_ratio=settings.detection.probe_face_ratio).prepare()
     for path in PHOTOS:
         rgb = decode_image(path.read_bytes(), max_bytes=1 << 26, max_pixels=1 << 26, max_decoded_bytes=1 << 30)
         full, main = detector.detect(rgb), detector.detect(rgb, main_face=True)

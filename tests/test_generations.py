@@ -130,7 +130,8 @@ def test_upkeep_on_one_instance_never_disturbs_the_others(tmp_path, settings, ap
             assert store.index.names() <= {gallery.collection, gallery.retired}
             settings_back = store.index.settings_of(gallery.collection)
             assert (settings_back["max_neighbors"], settings_back["ef_construction"], settings_back["ef_search"]) == (
-                settings.index_hnsw_m, settings.index_hnsw_construction_ef, settings.index_hnsw_search_ef)
+                settings.store.index_hnsw_m, settings.store.index_hnsw_construction_ef,
+                settings.store.index_hnsw_search_ef)
         finally:
             store.close()
 

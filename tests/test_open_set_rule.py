@@ -11,44 +11,46 @@ from service.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def shipped(settings):
-    path = settings.calibration_file.parent / "open_set.json"
-    return Calibration(settings.calibration_file), json.loads(path.read_text())
+    path = settings.decisions.calibration_file.parent / "open_set.json"
+    return Calibration(settings.decisions.calibration_file), json.loads(path.read_text())
 
 
 def test_the_default_model_decides_with_the_benchmarked_rule(settings, shipped):
     calibration, results = shipped
-    rule = calibration.identify_rule(settings.model)
-    assert results["model"] == settings.model and rule is not None
+    rule = calibration.identify_rule(settings.recognition.model)
+    assert results["model"] == settings.recognition.model and rule is not None
     assert rule.name == results["rule"]["name"] == results["selection"]["chosen"]
-    verify = calibration.verify_threshold(settings.model)
+    verify = calibration.verify_threshold(settings.recognition.model)
     for fpir, table in results["rule"]["thresholds"].items():
         for n, threshold in table:  # at the tabulated sizes the service's threshold is the benchmark's
-            d = calibration.open_set_decision(settings.model, n, float(fpir), verify)
+            d = calibration.open_set_decision(settings.recognition.model, n, float(fpir), verify)
             assert d.threshold == pytest.approx(min(threshold, 0.999))
             assert d.least_similarity >= verify
 
 
 def test_thresholds_tighten_with_gallery_size_and_fpir(settings, shipped):
     calibration, _ = shipped
-    verify = calibration.verify_threshold(settings.model)
+    verify = calibration.verify_threshold(settings.recognition.model)
     sizes = [1, 10, 1000, 4321, 100_000, 1_000_000, 10_000_000]
     for fpir in (0.01, 0.003):
-        least = [calibration.open_set_decision(settings.model, n, fpir, verify).least_similarity for n in sizes]
+        least = [calibration.open_set_decision(settings.recognition.model, n, fpir, verify).least_similarity
+                 for n in sizes]
         assert least == sorted(least)
         assert least[0] == pytest.approx(verify)  # one person: verify's 1:1 threshold decides
         assert least[-1] > least[-2]              # beyond the table the last segment is extended, not flat
     for n in (1000, 100_000, 1_000_000):
-        loose = calibration.open_set_decision(settings.model, n, 0.01, verify)
-        strict = calibration.open_set_decision(settings.model, n, 0.003, verify)
+        loose = calibration.open_set_decision(settings.recognition.model, n, 0.01, verify)
+        strict = calibration.open_set_decision(settings.recognition.model, n, 0.003, verify)
         assert strict.least_similarity >= loose.least_similarity
         assert loose.expected_fnir is not None and strict.expected_fnir >= loose.expected_fnir
     with pytest.raises(ConfigError, match="outside the calibrated FPIRs"):
-        calibration.open_set_decision(settings.model, 1000, 0.2, verify)
+        calibration.open_set_decision(settings.recognition.model, 1000, 0.2, verify)
 
 
 def test_a_close_second_candidate_raises_what_the_best_needs(settings, shipped):
     calibration, _ = shipped
-    d = calibration.open_set_decision(settings.model, 100_000, 0.01, calibration.verify_threshold(settings.model))
+    model = settings.recognition.model
+    d = calibration.open_set_decision(model, 100_000, 0.01, calibration.verify_threshold(model))
     alone = d.similarity_needed(None)
     crowded = d.similarity_needed(alone - 0.01)
     assert d.accepts(alone, None) and not d.accepts(alone - 1e-4, None)

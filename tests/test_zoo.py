@@ -32,14 +32,15 @@ def faces(recognizer):
 
 @pytest.fixture(scope="module")
 def embedders(settings):
-    ids = ["facenet-casia-20180408", "sface", "dlib", "sface:0.6+facenet-casia-20180408:0.4", settings.model]
+    ids = ["facenet-casia-20180408", "sface", "dlib", "sface:0.6+facenet-casia-20180408:0.4",
+           settings.recognition.model]
     return {model_id: create_embedder(settings, model_id).prepare() for model_id in ids}
 
 
 @pytest.mark.parametrize("model_id", ["facenet-casia-20180408", "sface", "dlib",
                                       "sface:0.6+facenet-casia-20180408:0.4", "default"])
 def test_model_separates_same_from_different_people(embedders, settings, faces, model_id):
-    e = embedders[settings.model if model_id == "default" else model_id]
+    e = embedders[settings.recognition.model if model_id == "default" else model_id]
     vectors = np.stack([e.get(rgb, [face])[0] for _, rgb, face in faces])
     assert vectors.shape == (len(faces), e.dim)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)

@@ -20,23 +20,23 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     error handler. ``service``: parts built elsewhere (the fast test tier's stub models and memory store),
     closed with the app."""
     settings = settings or load_settings(**overrides)
-    configure_logging(settings.log_level)
-    configure_audit(settings.data_dir / settings.audit_file if settings.audit_file else None,
-                    settings.audit_retention_days)
+    configure_logging(settings.server.log_level)
+    configure_audit(settings.server.data_dir / settings.audit.file if settings.audit.file else None,
+                    settings.audit.retention_days)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     service = service or open_service(settings)
     context.init_app(app, settings, service.recognizer, service.keys, service.audit)
     app.extensions[_CLOSE] = service.close
-    app.extensions["faceid.upkeep"] = compactor.start(service.recognizer, settings.compact_interval_s)
+    app.extensions["faceid.upkeep"] = compactor.start(service.recognizer, settings.store.compact_interval_s)
     requests.init_app(app)
     prometheus.init_app(app)
     errors.init_app(app)
     for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, keys.bp, audit.bp, docs.bp, admin.api,
                       admin.console):
         app.register_blueprint(blueprint)
-    limits.init_app(app, enabled=settings.rate_limits, storage_url=settings.rate_limit_storage_url)
+    limits.init_app(app, enabled=settings.rate_limits.enabled, storage_url=settings.rate_limits.storage_url)
     return app
 
 

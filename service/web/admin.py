@@ -50,11 +50,11 @@ def status() -> Response:
     """Model id, gallery size, thresholds, where records and vectors live, version: the console's status
     strip. Admin only: the gallery size is not a client's business (least revealing)."""
     recognizer, settings = get_recognizer(), get_settings()
-    records = settings.database_url.split(":", 1)[0].split("+", 1)[0] if settings.database_url else "sqlite"
+    records = settings.store.database_url.split(":", 1)[0].split("+", 1)[0] if settings.store.database_url else "sqlite"
     return jsonify(schemas.status(
         version=__version__, model=recognizer.model_id, ready=recognizer.ready,
         verify_threshold=recognizer.verify_threshold, decision=recognizer.open_set_decision(),
-        records=records, index="server" if settings.chroma_url else "embedded", state=recognizer.index_state()))
+        records=records, index="server" if settings.store.chroma_url else "embedded", state=recognizer.index_state()))
 
 
 @api.post("/quality")

@@ -73,10 +73,10 @@ def reveals_enrollment() -> bool:
     """Whether this request may learn that an id is not enrolled (a 404 on verify): keys that may identify
     learn who is enrolled anyway; a verify-only key, the one a kiosk holds, may not (``least_revealing``)."""
     key = caller()
-    return (key is not None and key.allows("identify")) or not get_settings().least_revealing
+    return (key is not None and key.allows("identify")) or not get_settings().decisions.least_revealing
 
 
 def reveals_scores() -> bool:
     """Whether this request may see similarities, thresholds and other people (``least_revealing``): a
     stolen client key must not map the gallery or hill-climb a score."""
-    return is_admin() or not get_settings().least_revealing
+    return is_admin() or not get_settings().decisions.least_revealing

@@ -19,5 +19,5 @@ bp = Blueprint("detect", __name__, url_prefix="/v1")
 @require("enroll", "verify", "identify")  # any working key: it reveals no one
 def detect() -> Response:
     (data,) = inputs.images(at_most=1)
-    detection = get_recognizer().detect(data, max_faces=get_settings().max_faces_per_request)
+    detection = get_recognizer().detect(data, max_faces=get_settings().limits.max_faces_per_request)
     return jsonify(schemas.detection(detection))

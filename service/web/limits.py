@@ -17,7 +17,8 @@ not limited, nor are the docs' and the admin console's static files.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, request
 from flask_limiter import Limiter
@@ -39,7 +40,7 @@ def _caller() -> tuple[str, bool]:
 
 def _caller_limit() -> str:
     settings = get_settings()
-    return settings.rate_limit_per_key if _caller()[1] else settings.rate_limit_per_ip
+    return settings.rate_limits.per_key if _caller()[1] else settings.rate_limits.per_ip
 
 
 def _verify_target() -> str:
@@ -60,13 +61,34 @@ def _unlimited() -> bool:
     return request.path in UNLIMITED or request.path.startswith(("/docs/", "/admin"))
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+_PER_PERSON = "faceid_limited_per_target_person"
+
+
+def per_target_person(view: F) -> F:
+    """Declares, at the view, that it is also limited per target person (``rate_limit_verify_per_person``).
+    The limit itself is attached by ``init_app``: it needs the app's limiter, and each app has its own."""
+    setattr(view, _PER_PERSON, True)
+    return view
+
+
 def init_app(app: Flask, *, enabled: bool, storage_url: str) -> None:
     """One limiter per app (its own counters and switch); call after the blueprints are registered."""
     limiter = Limiter(key_func=lambda: _caller()[0], default_limits=[_caller_limit], headers_enabled=True,
                       default_limits_exempt_when=_unlimited, storage_uri=storage_url,
                       strategy="moving-window", enabled=enabled)
     limiter.init_app(app)
-    per_person = limiter.limit(lambda: get_settings().rate_limit_verify_per_person, key_func=_verify_target)
-    verify: Any = per_person(app.view_functions["matching.verify"])  # Flask-Limiter's wrapper is untyped
-    app.view_functions["matching.verify"] = verify
+    per_person = limiter.limit(lambda: get_settings().rate_limits.verify_per_person, key_func=_verify_target)
+    for endpoint, view in list(app.view_functions.items()):
+        if _declared(view):
+            limited: Any = per_person(view)  # Flask-Limiter's wrapper is untyped
+            app.view_functions[endpoint] = limited
     app.extensions["faceid.limiter"] = limiter
+
+
+def _declared(view: Any) -> bool:
+    while view is not None:  # through @require's and @operation's wrappers
+        if getattr(view, _PER_PERSON, False):
+            return True
+        view = getattr(view, "__wrapped__", None)
+    return False

@@ -7,6 +7,7 @@ from ..errors import NoFace, PersonNotFound, StoreUnavailable, TooManyFaces, Val
 from . import bodies, inputs, models, schemas
 from .auth import require, reveals_enrollment, reveals_scores
 from .context import get_recognizer, get_settings
+from .limits import per_target_person
 from .openapi import operation
 
 bp = Blueprint("matching", __name__, url_prefix="/v1")
@@ -21,6 +22,7 @@ bp = Blueprint("matching", __name__, url_prefix="/v1")
                        "answered as a non-match (`match: false`), never 404. Also limited per target person, "
                        "whatever the key.")
 @require("verify")
+@per_target_person
 def verify() -> Response:
     body = bodies.parse(bodies.Verify, inputs.fields())
     (image,) = inputs.images(at_most=1)
@@ -42,7 +44,7 @@ def identify() -> Response:
     (image,) = inputs.images(at_most=1)
     result = recognizer.identify(image, top_k=body.top_k or recognizer.policy.default_top_k,
                                  all_faces=body.all_faces, threshold=body.threshold,
-                                 max_faces=get_settings().max_faces_per_request)
+                                 max_faces=get_settings().limits.max_faces_per_request)
     return jsonify(schemas.identification(result, reveal=reveals_scores()))
 
 

@@ -155,7 +155,7 @@ def init_app(app: Flask) -> None:
 
 
 def _authorised() -> bool:
-    token = get_settings().metrics_token
+    token = get_settings().keys.metrics_token
     sent = request.headers.get("Authorization", "")
     if token and sent.startswith("Bearer ") and hmac.compare_digest(sent[7:].encode(), token.encode()):
         return True

@@ -28,8 +28,8 @@ bp = Blueprint("persons", __name__, url_prefix="/v1/persons")
 @require("enroll")
 def register() -> tuple[Response, int]:
     settings = get_settings()  # the cheap checks before any image work
-    body = bodies.parse(bodies.Register, inputs.fields(), max_metadata_bytes=settings.max_metadata_bytes)
-    images = inputs.images(at_most=settings.max_images_per_request)
+    body = bodies.parse(bodies.Register, inputs.fields(), max_metadata_bytes=settings.limits.max_metadata_bytes)
+    images = inputs.images(at_most=settings.limits.max_images_per_request)
     person, faces = get_recognizer().enroll(images=images, name=body.name, metadata=body.metadata,
                                             person_id=body.person_id)
     return jsonify(schemas.person_with_faces(person, faces)), 201
@@ -44,7 +44,7 @@ def register() -> tuple[Response, int]:
 @require("enroll")
 def add_faces(person_id: str) -> tuple[Response, int]:
     allow_mismatch = bodies.parse(bodies.AddFaces, inputs.fields()).allow_mismatch
-    images = inputs.images(at_most=get_settings().max_images_per_request)
+    images = inputs.images(at_most=get_settings().limits.max_images_per_request)
     if allow_mismatch and not is_admin():
         raise Forbidden("only an admin key may add a face that does not match the person",
                         details={"required_scope": "admin", "field": "allow_mismatch"})
@@ -82,7 +82,8 @@ def get_person(person_id: str) -> Response:
            responses={200: models.PersonReply}, errors=[e.PersonNotFound, e.StoreUnavailable])
 @require("admin")
 def update_person(person_id: str) -> Response:
-    body = bodies.parse(bodies.PersonPatch, inputs.fields(), max_metadata_bytes=get_settings().max_metadata_bytes)
+    body = bodies.parse(bodies.PersonPatch, inputs.fields(),
+                        max_metadata_bytes=get_settings().limits.max_metadata_bytes)
     if body.name is None and body.metadata is None:
         raise ValidationError("send 'name' and/or 'metadata'", field="name")
     person = get_recognizer().update_person(person_id, name=body.name, metadata=body.metadata)

@@ -34,12 +34,12 @@ def fast_settings(tmp_path_factory) -> Settings:
 
 def stub_service(settings: Settings, store: MemoryStore | None = None) -> Service:
     """The parts ``open_service`` builds, with stub models and the memory store; keys in SQLite."""
-    pipeline = FacePipeline(StubDetector(), StubEmbedder(), StubCrops(), image_limits=image_limits(settings),
-                            quality=quality_limits(settings))
-    engine = open_database("", Path(settings.data_dir))
+    pipeline = FacePipeline(StubDetector(), StubEmbedder(), StubCrops(), image_limits=image_limits(settings.limits),
+                            quality=quality_limits(settings.quality))
+    engine = open_database("", Path(settings.server.data_dir))
     keys: Keys = load_keys(settings, engine)
-    recognizer = Recognizer(pipeline, store or MemoryStore("stub", DIM), Calibration(settings.calibration_file),
-                            policy(settings))
+    recognizer = Recognizer(pipeline, store or MemoryStore("stub", DIM),
+                            Calibration(settings.decisions.calibration_file), policy(settings.decisions))
     return Service(recognizer, keys, None, engine.dispose)
 
 

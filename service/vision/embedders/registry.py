@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from ...config import Settings
+from ...config import Recognition, Settings
 from ...core.ports import Embedder
 from ...core.vectors import parse_fusion
 from ...errors import ConfigError
@@ -25,19 +25,19 @@ from .sface import SFaceEmbedder
 @dataclass(frozen=True)
 class ModelSpec:
     dim: int
-    build: Callable[[Settings], Embedder]
+    build: Callable[[Path, Recognition], Embedder]  # (prepared models' folder, the recognition settings)
 
 
 def _facenet(source: Callable[[], FaceNetSource]) -> ModelSpec:
     """FaceNet's weights are looked up when the embedder is built, not when the registry is listed: they are an
     optional extra, and a runtime without them must still list and serve every other model."""
-    return ModelSpec(FACENET_DIM, lambda s: FaceNetEmbedder(source(), s.models_dir, threads=s.embed_threads,
-                                                             flip=s.flip_tta, margin=s.face_margin))
+    return ModelSpec(FACENET_DIM, lambda models, r: FaceNetEmbedder(source(), models, threads=r.embed_threads,
+                                                                     flip=r.flip_tta, margin=r.face_margin))
 
 
 BUILT_IN: dict[str, ModelSpec] = {
-    "sface": ModelSpec(128, lambda s: SFaceEmbedder(s.models_dir, threads=s.embed_threads, flip=s.flip_tta)),
-    "dlib": ModelSpec(128, lambda s: DlibEmbedder(s.models_dir, threads=s.embed_threads, flip=s.flip_tta)),
+    "sface": ModelSpec(128, lambda models, r: SFaceEmbedder(models, threads=r.embed_threads, flip=r.flip_tta)),
+    "dlib": ModelSpec(128, lambda models, r: DlibEmbedder(models, threads=r.embed_threads, flip=r.flip_tta)),
 }
 
 
@@ -45,7 +45,7 @@ def registry(settings: Settings) -> dict[str, ModelSpec]:
     """Every single model id: the built-in ones, the packaged FaceNet, and the configured FaceNet files."""
     models = dict(BUILT_IN)
     models[FACENET_CASIA] = _facenet(lambda: FaceNetSource(FACENET_CASIA, facenet_graph_path(), "tf_graph"))
-    for model_id, path in settings.facenet_state_dicts.items():
+    for model_id, path in settings.recognition.facenet_state_dicts.items():
         if model_id in models:
             raise ConfigError(f"model id {model_id} is built in", details={"key": "facenet_state_dicts"})
         models[model_id] = _facenet(partial(FaceNetSource, model_id, Path(path).expanduser(), "state_dict"))
@@ -67,11 +67,11 @@ def model_spec(settings: Settings, model_id: str) -> ModelSpec:
 
 def create_embedder(settings: Settings, model_id: str | None = None) -> Embedder:
     """The embedder for ``model_id`` (default: the configured model), not yet prepared."""
-    model_id = model_id or settings.model
+    model_id = model_id or settings.recognition.model
     fusion = parse_fusion(model_id)
     if fusion is not None:
         return FusionEmbedder([(create_embedder(settings, name), w) for name, w in fusion])
-    return model_spec(settings, model_id).build(settings)
+    return model_spec(settings, model_id).build(settings.models_dir, settings.recognition)
 
 
 def embedding_dim(settings: Settings, model_id: str) -> int:
