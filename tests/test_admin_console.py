@@ -102,6 +102,8 @@ def test_status_needs_an_admin_key(client, recognizer):
     assert body["thresholds"]["identify"] == round(decision.least_similarity, 4)
     assert body["identify_rule"] == {"name": decision.rule.name, "beta": decision.rule.beta,
                                      "score_threshold": round(decision.threshold, 4), "target_fpir": 0.01,
+                                     "score_threshold_by_photos": {str(k): round(t, 4) for k, t in
+                                                                   decision.thresholds_by_photos().items()},
                                      "expected_fnir": decision.expected_fnir}
     assert decision.rule.name != "per_comparison_far" and 0 <= decision.expected_fnir < 0.5
 

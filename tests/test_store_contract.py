@@ -128,6 +128,18 @@ def test_faces_and_template_change_together(store, vectors):
     assert store.nearest_persons(vectors["obama1"], 1)[0].similarity > 0.999
 
 
+def test_nearest_persons_say_how_many_photos_each_template_holds(store, vectors):
+    """Identify's threshold depends on it (a template of several photos needs a stricter one)."""
+    create(store, "obama", vectors["obama1"], vectors["obama2"])
+    create(store, "kit", vectors["kit"])
+    assert {h.person_id: h.photos for h in store.nearest_persons(vectors["obama1"], 5)} == {"obama": 2, "kit": 1}
+    (added,) = store.add_faces("kit", [face(vectors["kit"])], template=vectors["kit"])
+    store.add_faces("kit", [face(vectors["biden"])], template=vectors["kit"])
+    assert store.nearest_persons(vectors["kit"], 1)[0].photos == 3
+    assert store.delete_face("kit", added.id, template=vectors["kit"])
+    assert [(h.person_id, h.photos) for h in store.nearest_persons(vectors["kit"], 1)] == [("kit", 2)]
+
+
 def test_delete_person_erases_faces_and_hides_from_search(store, vectors):
     create(store, "obama", vectors["obama1"], vectors["obama2"])
     create(store, "kit", vectors["kit"])

@@ -14,7 +14,8 @@ What every implementation guarantees (the contract suite checks it):
   ``create_person`` leaves nothing behind;
 * ``create_person`` with a taken id raises ``PersonExists``; reads and writes on a missing person raise
   ``PersonNotFound`` (``get_person`` returns None instead);
-* ``nearest_persons`` returns cosine similarities of templates, best first;
+* ``nearest_persons`` returns cosine similarities of templates, best first, each with how many faces the
+  person's template holds (identify's threshold depends on it), counted without a query per candidate;
 * store failures (unreachable server, I/O errors) raise ``StoreUnavailable``; anything else is a bug and
   propagates as it is.
 """

@@ -124,7 +124,8 @@ class Recognizer:
         decision = self.open_set_decision()
         for i, face in enumerate(faces):
             hits = self.store.nearest_persons(face.embedding, 2, exclude=person_id)
-            if hits and decision.accepts(hits[0].similarity, hits[1].similarity if len(hits) > 1 else None):
+            if hits and decision.accepts(hits[0].similarity, hits[1].similarity if len(hits) > 1 else None,
+                                         hits[0].photos):
                 other = hits[0]
                 log.info("decision", extra={"op": "enroll", "decision": "duplicate_face",
                                             "other_person_id": other.person_id,
@@ -325,7 +326,8 @@ class Recognizer:
             # the second candidate is part of the decision, whatever top_k the caller wants shown
             candidates = self.store.nearest_persons(probe.embedding, max(top_k, 2))
             second = candidates[1].similarity if len(candidates) > 1 else None
-            needed = decision.similarity_needed(second)
+            # what the best candidate needs depends on its template: more photos, a stricter threshold
+            needed = decision.similarity_needed(second, candidates[0].photos if candidates else 1)
             match: Candidate | None = candidates[0] if candidates and candidates[0].similarity >= needed else None
             log.info("decision", extra={"op": "identify", "decision": "match" if match else "no_match",
                                         "match": match.person_id if match else None,

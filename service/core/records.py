@@ -122,6 +122,7 @@ class Candidate:
     person_id: str
     name: str
     similarity: float
+    photos: int  # faces in the person's template: identify's threshold depends on it (``IdentifyRule``)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import Counter
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -118,7 +119,10 @@ class MemoryStore(NothingToKeepUp):
         query = np.asarray(embedding, np.float32)
         scores = matrix @ query / np.maximum(np.linalg.norm(matrix, axis=1) * np.linalg.norm(query), 1e-12)
         order = np.argsort(-scores)[:k]
-        return [Candidate(entries[i][0].id, entries[i][0].name, float(scores[i])) for i in order]
+        with self._lock:
+            photos = Counter(f.person_id for f, _ in self._faces.values())
+        return [Candidate(entries[i][0].id, entries[i][0].name, float(scores[i]), photos[entries[i][0].id])
+                for i in order]
 
     def drop(self) -> None:
         with self._lock:

@@ -94,14 +94,22 @@ class EnrollmentCheck(Reply):
 class Thresholds(Reply):
     verify: float
     identify: float = Field(description="at the current gallery size: the lowest similarity identify can accept "
-                                        "(more when the second candidate is close, see `identify_rule`)")
+                                        "(more when the second candidate is close or the best candidate's "
+                                        "template holds several photos, see `identify_rule`)")
 
 
 class OpenSetRule(Reply):
     """Identify's decision rule at the current gallery size and what it promises (bench/open_set.py)."""
-    name: str = Field(description="`margin_<beta>`, `plain`, or `per_comparison_far` (no open-set calibration)")
+    name: str = Field(description="`margin_<beta>_by_photos`, `plain_by_photos`, `margin_<beta>` or `plain` "
+                                  "(one table for every template, from an older `open_set.json`), or "
+                                  "`per_comparison_far` (no open-set calibration)")
     beta: float = Field(description="the share of the second candidate's similarity subtracted from the best's")
-    score_threshold: float = Field(description="what `best - beta * max(second, m0)` must reach")
+    score_threshold: float = Field(description="what `best - beta * max(second, m0)` must reach when the best "
+                                               "candidate's template holds one photo (the loosest: a template "
+                                               "of several photos is nearer everyone, strangers included)")
+    score_threshold_by_photos: dict[str, float] = Field(
+        description="what it must reach by the number of photos in the best candidate's template (keys `1`, "
+                    "`2`, ...; a template of more photos than the largest uses the largest's)")
     target_fpir: float = Field(description="share of searches by people not enrolled that may return anyone")
     expected_fnir: float | None = Field(description="share of enrolled people's searches expected to miss "
                                                     "(real single-photo enrolment, modelled for this gallery size)")

@@ -69,6 +69,7 @@ def enrollment_check(c: EnrollmentCheck) -> dict[str, Any]:
 
 def _rule(d: OpenSetDecision) -> m.OpenSetRule:
     return m.OpenSetRule(name=d.rule.name, beta=d.rule.beta, score_threshold=_score(d.threshold),
+                         score_threshold_by_photos={str(k): _score(t) for k, t in d.thresholds_by_photos().items()},
                          target_fpir=d.target_fpir, expected_fnir=d.expected_fnir)
 
 

@@ -18,6 +18,7 @@ from ..test_store_contract import (  # noqa: F401  (collected here, with this mo
     test_keyset_pages_cover_everyone_once_even_while_people_are_added,
     test_list_pages_search_and_total,
     test_nearest_persons_ranks_by_template_cosine,
+    test_nearest_persons_say_how_many_photos_each_template_holds,
     test_taken_id_and_missing_person,
     test_update_changes_only_what_is_given,
 )
