@@ -11,9 +11,9 @@ gallery size, the tail fits, the synthetic generator) is chosen on the *training
 FPIR reported is on the *test* people (bootstrap 95% intervals over test people).
 
 **Measured** (``measured: true``): real galleries of 100 to 4,000 LFW people and 100 celeba_dev people (random
-draws of people, one photo enrolled, or up to 3 where the person has more than one), every other photo of an
-enrolled person as a mated search, every photo searched against the gallery without its own person as a
-non-mated search.
+draws of people, one photo enrolled, or up to 3 where the person has more than one, or a random 1 to 5 per
+person, ``photos_enrolled: "1-5"``), every other photo of an enrolled person as a mated search, every photo
+searched against the gallery without its own person as a non-mated search.
 
 **Modelled** (``measured: false``): galleries of 1 to 1,000,000 synthetic people drawn from a Gaussian fitted
 to the training people's single-photo embeddings (``bench.scale``'s generator), searched exactly with numpy
@@ -21,12 +21,17 @@ by every real photo. The generator's impostor tails are lighter than real ones, 
 mapped through the quantile map from the synthetic to the real impostor distribution of the probe's data set
 (real: every different-person pair among training people; beyond the deepest quantile real pairs resolve, a
 generalised Pareto tail fitted to them with the top few pairs censored, so a remaining label error cannot
-drag it). A mated search adds the real score against the person's real template.
+drag it). A gallery of k-photo templates is mapped onto the real scores of photos against other training
+people's templates of k photos (a mean of several photos sits nearer everyone, strangers included). A mated
+search adds the real score against the person's real template.
 
 The decision rule: a candidate is accepted when ``s1 >= verify threshold`` and ``s1 - beta * max(s2, m0) >=
-T(N, FPIR)``, where s1, s2 are the best and second-best candidates' similarities and m0 the median impostor
-score (``beta = 0`` is a plain threshold; ``beta`` chosen on training people). ``T`` is tabulated per gallery
-size and FPIR in ``bench/results/open_set.json``, which the service reads (``service/core/calibration.py``).
+T(N, FPIR, k)``, where s1, s2 are the best and second-best candidates' similarities, m0 the median impostor
+score and k the number of photos in the best candidate's template (``beta = 0`` is a plain threshold; ``beta``
+chosen on training people, one photo). ``T`` is tabulated per template size k = 1..5 (the strictest of the
+modelled k-photo galleries and, where training people have k photos, real galleries of 30 to 300 of them;
+never below the table for fewer photos), gallery size and FPIR in ``bench/results/open_set.json``
+(``thresholds_by_photos``), which the service reads (``service/core/calibration.py``).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import argparse
 import json
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +59,8 @@ BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 FPIRS = (0.03, 0.01, 0.003, 0.001)
 REPORTED_FPIRS = (0.01, 0.003)
 MEASURED = {"lfw": [100, 300, 1000, 2000, 4000], "celeba_dev": [100]}
+PHOTOS = (1, 2, 3, 4, 5)   # template sizes the rule is tabulated for (a larger template uses the largest)
+MIXED = "1-5"             # photos_enrolled of a gallery whose people have 1 to 5 photos each
 BLOCK = 1000          # synthetic gallery processed in blocks; galleries of >= 1,000 are whole blocks
 DRAWS = 20            # independent synthetic galleries per size (where the 1M people allow)
 SEED = 22
@@ -83,31 +91,57 @@ def load_domain(ps, model_id: str, flip: bool) -> Domain:
                   np.array([is_train(n) for n in names]))
 
 
-def enrol(dom: Domain, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(templates per person, mated-probe flag per image): up to ``k`` photos enrolled (the mean template the
-    service keeps), always leaving one out where the person has two or more; the rest are mated probes."""
+def enrol(dom: Domain, k: int | np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(templates per person, mated-probe flag per image, photos in each template): up to ``k`` photos (one
+    number, or one per person) enrolled (the mean template the service keeps), always leaving one out where the
+    person has two or more; the rest are mated probes."""
     templates = np.zeros((len(dom.names), dom.emb.shape[1]), np.float32)
     probe = np.zeros(len(dom.emb), bool)
+    kept = np.ones(len(dom.names), np.int64)
+    wanted = np.broadcast_to(np.asarray(k), (len(dom.names),))
     for p, rows in enumerate(dom.photos()):
         rows = rng.permutation(rows)
-        n = min(k, len(rows) - 1) if len(rows) > 1 else 1
+        n = min(int(wanted[p]), len(rows) - 1) if len(rows) > 1 else 1
         t = dom.emb[rows[:n]].mean(axis=0)
         templates[p] = t / np.linalg.norm(t)
         probe[rows[n:]] = True
-    return templates, probe
+        kept[p] = n
+    return templates, probe, kept
+
+
+def first_photos(dom: Domain, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(templates, photos in each): ``k`` random photos per person (all of them where they have fewer), none
+    left out: galleries for non-mated searches only."""
+    templates = np.zeros((len(dom.names), dom.emb.shape[1]), np.float32)
+    kept = np.zeros(len(dom.names), np.int64)
+    for p, rows in enumerate(dom.photos()):
+        rows = rng.permutation(rows)[:k]
+        t = dom.emb[rows].mean(axis=0)
+        templates[p], kept[p] = t / np.linalg.norm(t), len(rows)
+    return templates, kept
 
 
 @dataclass
 class Searches:
     """One row per (gallery draw, probe photo): the mate's score (NaN when the person is not enrolled or
-    the photo is one of their enrolled ones) and the best two scores over the gallery without the person."""
+    the photo is one of their enrolled ones) and the best two scores over the gallery without the person; and
+    how many photos the mate's template and the best other candidate's template hold (the threshold depends
+    on the template the decision is about)."""
     mate: np.ndarray
     s1: np.ndarray
     s2: np.ndarray
     person: np.ndarray
+    mate_photos: np.ndarray
+    s1_photos: np.ndarray
+
+    FIELDS = ("mate", "s1", "s2", "person", "mate_photos", "s1_photos")
 
     def take(self, mask: np.ndarray) -> Searches:
-        return Searches(self.mate[mask], self.s1[mask], self.s2[mask], self.person[mask])
+        return Searches(*(getattr(self, f)[mask] for f in self.FIELDS))
+
+    @staticmethod
+    def concat(parts: list[Searches]) -> Searches:
+        return Searches(*(np.concatenate([getattr(s, f) for s in parts]) for f in Searches.FIELDS))
 
 
 def top2(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,20 +151,26 @@ def top2(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return part[..., 1], part[..., 0]
 
 
-def real_searches(dom: Domain, templates: np.ndarray, probe: np.ndarray, size: int, trials: int,
-                  rng: np.random.Generator) -> Searches:
-    scores = dom.emb @ templates.T  # photo x person
-    rows = np.arange(len(dom.emb))
+def real_searches(dom: Domain, templates: np.ndarray, probe: np.ndarray, kept: np.ndarray, size: int, trials: int,
+                  rng: np.random.Generator, eligible: np.ndarray | None = None,
+                  searchers: np.ndarray | None = None) -> Searches:
+    """Searches of every photo (of ``searchers``' people, default all) against ``trials`` random galleries of
+    ``size`` people (drawn from ``eligible``, default all)."""
+    pool = len(dom.names) if eligible is None else eligible  # (an int draws as before: the same galleries)
+    rows = np.arange(len(dom.emb)) if searchers is None else np.flatnonzero(np.isin(dom.person, searchers))
+    emb, person = dom.emb[rows], dom.person[rows]
+    scores = emb @ templates.T  # photo x person
     out = []
     for _ in range(trials):
-        gallery = rng.choice(len(dom.names), size=size, replace=False)
-        sub = scores[:, gallery]
-        own = dom.person[:, None] == gallery[None, :]
+        gallery = rng.choice(pool, size=size, replace=False)
+        own = person[:, None] == gallery[None, :]
         enrolled = own.any(axis=1)
-        mate = np.where(enrolled & probe, scores[rows, dom.person], np.nan)
-        s1, s2 = top2(np.where(own, -2.0, sub))
-        out.append(Searches(mate, s1, s2, dom.person))
-    return Searches(*(np.concatenate([getattr(s, f) for s in out]) for f in ("mate", "s1", "s2", "person")))
+        mate = np.where(enrolled & probe[rows], scores[np.arange(len(rows)), person], np.nan)
+        others = np.where(own, -2.0, scores[:, gallery])
+        s1, s2 = top2(others)
+        best = gallery[np.argmax(others, axis=1)]
+        out.append(Searches(mate, s1, s2, person, kept[person], kept[best]))
+    return Searches.concat(out)
 
 
 # --- the synthetic gallery --------------------------------------------------------------------------------
@@ -200,6 +240,23 @@ def impostor_scores(dom: Domain, train: bool) -> np.ndarray:
     return np.concatenate(out)
 
 
+def template_impostor_scores(dom: Domain, k: int, train: bool) -> np.ndarray:
+    """Every (photo, template of ``k`` photos of someone else) pair among the (training or test) people with
+    at least ``k`` photos: what a stranger scores against a gallery of k-photo templates. A mean of several
+    photos sits nearer its person's centre, and strangers score higher against it than against one photo.
+    ``k = 1`` is every different-person pair of photos (``impostor_scores``)."""
+    if k == 1:
+        return impostor_scores(dom, train)
+    order = np.random.default_rng(SEED + 100 + k)
+    photos = dom.photos()
+    people = [p for p, rows in enumerate(photos) if dom.train[p] == train and len(rows) >= k]
+    t = np.stack([dom.emb[order.permutation(photos[p])[:k]].mean(axis=0) for p in people])
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    keep = dom.train[dom.person] == train
+    scores = dom.emb[keep] @ t.T
+    return scores[dom.person[keep][:, None] != np.array(people)[None, :]]
+
+
 @dataclass
 class Tail:
     """The real impostor distribution's upper tail: empirical down to ``p_u``, a generalised Pareto beyond,
@@ -248,8 +305,9 @@ def fit_tail(scores: np.ndarray, exceedances: int = 1000, censored: int = 5, res
         b_shape, b_scale = _gpd(rng.choice(y, size=len(y), replace=True), censored)
         for key, p in (("q1e-6", 1e-6), ("q1e-8", 1e-8)):
             deep[key].append(u + genpareto.ppf(1 - p / tail.p_u, b_shape, scale=b_scale))
-    tail.spread.update({f"{k}_ci95": [round(float(v), 4) for v in np.quantile(q, [0.025, 0.975])]
-                        for k, q in deep.items()})
+    if resamples:
+        tail.spread.update({f"{k}_ci95": [round(float(v), 4) for v in np.quantile(q, [0.025, 0.975])]
+                            for k, q in deep.items()})
     return tail
 
 
@@ -279,12 +337,19 @@ def threshold_for(s: Searches, beta: float, m0: float, floor: float, fpir: float
     return float(np.nextafter(d[allowed], np.float32(2))) if allowed < len(d) else -1.0
 
 
-def outcome(s: Searches, beta: float, m0: float, floor: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(mated hit per mated row, non-mated false positive per row)."""
+Thresholds = Callable[[np.ndarray], np.ndarray]   # photos in the decided-on template -> its threshold
+Decide = Callable[[int, float], tuple[float, float, Thresholds]]  # (N, FPIR) -> (beta, m0, thresholds)
+
+
+def outcome(s: Searches, beta: float, m0: float, floor: float,
+            thresholds: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """(mated hit per mated row, non-mated false positive per row): each decided with the threshold of the
+    template it is about (the mate's, or the best other candidate's), as the service decides."""
     mated = ~np.isnan(s.mate)
     mate = s.mate[mated]
-    hit = (mate > s.s1[mated]) & (mate >= floor) & (decision(beta, m0, mate, s.s1[mated]) >= threshold)
-    fp = (s.s1 >= floor) & (decision(beta, m0, s.s1, s.s2) >= threshold)
+    hit = ((mate > s.s1[mated]) & (mate >= floor)
+           & (decision(beta, m0, mate, s.s1[mated]) >= thresholds(s.mate_photos[mated])))
+    fp = (s.s1 >= floor) & (decision(beta, m0, s.s1, s.s2) >= thresholds(s.s1_photos))
     return hit, fp
 
 
@@ -314,95 +379,157 @@ def main(argv: list[str] | None = None) -> None:
             load_domain(load_celeba(DATA / "celeba_dev"), model_id, settings.recognition.flip_tta)]
     grid = [n for n in GRID if n <= args.synthetic]
 
-    # Real impostor tails (training people only) and the synthetic scores of every photo.
-    tails = {d.name: fit_tail(impostor_scores(d, True), exceedances=1000 if d.name == "lfw" else 300) for d in doms}
+    # Real impostor tails (training people only), per template size, and the synthetic scores of every photo.
+    tails_k = {(d.name, k): fit_tail(template_impostor_scores(d, k, True),
+                                     exceedances=1000 if d.name == "lfw" else 300)
+               for d in doms for k in PHOTOS}
+    tails = {d.name: tails_k[(d.name, 1)] for d in doms}
     m0 = round(float(np.median(impostor_scores(doms[0], True))), 4)
-    print(json.dumps({k: t.summary() for k, t in tails.items()}), flush=True)
+    print(json.dumps({f"{name} k={k}": t.summary() for (name, k), t in tails_k.items()}), flush=True)
     synth = generator(doms, rng, args.synthetic)
     probes = np.concatenate([d.emb for d in doms])
     domain_of = np.concatenate([np.full(len(d.emb), i) for i, d in enumerate(doms)])
     best, hist, small = synthetic_blocks(probes, domain_of, synth)
     del synth
-    maps = {d.name: quantile_map(hist[i], tails[d.name]) for i, d in enumerate(doms)}
-    realism = {d.name: {"synthetic_q1e-5": round(float(maps[d.name][0][np.searchsorted(
+    # the synthetic gallery's scores mapped onto the real impostor scores against templates of k photos
+    maps = {(d.name, k): quantile_map(hist[i], tails_k[(d.name, k)]) for i, d in enumerate(doms) for k in PHOTOS}
+    realism = {d.name: {"synthetic_q1e-5": round(float(maps[(d.name, 1)][0][np.searchsorted(
         -np.concatenate([np.cumsum(hist[i][::-1])[::-1], [0]]) / hist[i].sum(), -1e-5)]), 4),
         "real_q1e-5": round(float(tails[d.name].quantile(np.array(1e-5))), 4)} for i, d in enumerate(doms)}
     print(json.dumps(realism), flush=True)
 
-    # Every search: (domain, photos enrolled, gallery size, measured?) -> Searches.
-    searches: dict[tuple[str, int, int, bool], Searches] = {}
-    synthetic: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}  # (draws x photos) best two, mapped
+    # Every search: (domain, photos enrolled, gallery size, measured?) -> Searches. Modelled galleries hold
+    # templates of k photos each; measured ones up to k (most LFW people have one photo), or 1 to 5 (MIXED).
+    searches: dict[tuple[str, int | str, int, bool], Searches] = {}
+    synthetic: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}  # (draws x photos) best two, mapped
     for i, dom in enumerate(doms):
         mine = domain_of == i
-        for k in (1, 2, 3, 5):
-            templates, probe = enrol(dom, k, np.random.default_rng(SEED + k))
+        for k in PHOTOS:
+            templates, probe, kept = enrol(dom, k, np.random.default_rng(SEED + k))
             if k in (1, 3):
                 for n in MEASURED[dom.name]:
-                    searches[(dom.name, k, n, True)] = real_searches(dom, templates, probe, n, args.trials, rng)
+                    searches[(dom.name, k, n, True)] = real_searches(dom, templates, probe, kept, n, args.trials, rng)
             mate_all = np.where(probe, np.einsum("ij,ij->i", dom.emb, templates[dom.person]), np.nan)
             for n in grid:
-                if (dom.name, n) not in synthetic:
+                if (dom.name, k, n) not in synthetic:
                     s1, s2 = gallery_top2(best[mine], {g: (v[0][mine], v[1][mine]) for g, v in small.items()}, n)
-                    synthetic[(dom.name, n)] = apply_map(s1, maps[dom.name]), apply_map(s2, maps[dom.name])
-                s1, s2 = synthetic[(dom.name, n)]
+                    synthetic[(dom.name, k, n)] = (apply_map(s1, maps[(dom.name, k)]),
+                                                   apply_map(s2, maps[(dom.name, k)]))
+                s1, s2 = synthetic[(dom.name, k, n)]
                 draws = len(s1)
-                mate = np.tile(mate_all, draws)
                 # a mated search's second best is its best impostor; a non-mated search's, as drawn
-                searches[(dom.name, k, n, False)] = Searches(mate, s1.ravel(), s2.ravel(), np.tile(dom.person, draws))
+                searches[(dom.name, k, n, False)] = Searches(
+                    np.tile(mate_all, draws), s1.ravel(), s2.ravel(), np.tile(dom.person, draws),
+                    np.tile(kept[dom.person], draws), np.full(s1.size, k))
         print(f"searches of {dom.name} ready", flush=True)
+    # Measured galleries of people with 1 to 5 photos each (as many as they have, one always left to search).
+    mixed_rng = np.random.default_rng(SEED + 50)
+    for dom in doms:
+        templates, probe, kept = enrol(dom, mixed_rng.integers(1, 6, len(dom.names)), mixed_rng)
+        for n in MEASURED[dom.name]:
+            searches[(dom.name, MIXED, n, True)] = real_searches(dom, templates, probe, kept, n, args.trials,
+                                                                 mixed_rng)
+    # Real galleries of training people whose templates all hold exactly k photos, searched by training people:
+    # where the data allows (30 people up to 80% of those with k photos), they bound the thresholds for k.
+    calib: dict[tuple[str, int, int], Searches] = {}
+    calib_rng = np.random.default_rng(SEED + 60)
+    for dom in doms:
+        training = np.flatnonzero(dom.train)
+        for k in PHOTOS[1:]:
+            templates, kept = first_photos(dom, k, np.random.default_rng(SEED + 70 + k))
+            eligible = np.flatnonzero(dom.train & (kept == k))
+            for n in (n for n in grid if 30 <= n <= 0.8 * len(eligible)):
+                calib[(dom.name, k, n)] = real_searches(dom, templates, np.zeros(len(dom.emb), bool), kept, n,
+                                                        args.trials, calib_rng, eligible, training)
+    print("real k-photo calibration galleries:", sorted(calib), flush=True)
 
     def split(s: Searches, dom: Domain, train: bool) -> Searches:
         return s.take(dom.train[s.person] == train)
 
-    # Thresholds per rule from the training people's non-mated searches: the strictest of the data sets, of
-    # the modelled galleries and, where real galleries exist, of the measured ones.
-    def table(beta: float, fpir: float) -> list[list[float]]:
+    # Thresholds per rule and template size from the training people's non-mated searches: the strictest of
+    # the data sets, of the modelled galleries and, where real galleries exist, of the measured ones.
+    def table(beta: float, fpir: float, k: int) -> np.ndarray:
         out = []
         for n in grid:
-            ts = [threshold_for(split(searches[(d.name, 1, n, False)], d, True), beta, m0, verify, fpir) for d in doms]
-            ts += [threshold_for(split(searches[(d.name, 1, n, True)], d, True), beta, m0, verify, fpir)
-                   for d in doms if (d.name, 1, n, True) in searches]
+            ts = [threshold_for(split(searches[(d.name, k, n, False)], d, True), beta, m0, verify, fpir)
+                  for d in doms]
+            if k == 1:
+                ts += [threshold_for(split(searches[(d.name, 1, n, True)], d, True), beta, m0, verify, fpir)
+                       for d in doms if (d.name, 1, n, True) in searches]
+            else:
+                ts += [threshold_for(calib[(d.name, k, n)], beta, m0, verify, fpir)
+                       for d in doms if (d.name, k, n) in calib]
             out.append(max(ts))
         # where verify's threshold alone holds the FPIR, the rule's own threshold is the one that adds nothing
         # when the second candidate is no better than m0; and a larger gallery never gets a lower threshold
-        out = np.maximum.accumulate([t if t > -1 else verify - beta * m0 for t in out])
-        return [[n, round(float(t), 5)] for n, t in zip(grid, out)]
+        return np.maximum.accumulate([t if t > -1 else verify - beta * m0 for t in out])
 
-    rules = {beta: IdentifyRule(f"margin_{beta:g}" if beta else "plain", beta, m0,
-                                {f: table(beta, f) for f in FPIRS}) for beta in BETAS}
+    def tables(beta: float) -> dict[int, dict[float, list[list[float]]]]:
+        """Per template size and FPIR; a template of more photos never gets a lower threshold."""
+        out: dict[int, dict[float, list[list[float]]]] = {k: {} for k in PHOTOS}
+        for f in FPIRS:
+            below = np.full(len(grid), -np.inf)
+            for k in PHOTOS:
+                below = np.maximum(below, table(beta, f, k))
+                out[k][f] = [[n, round(float(t), 5)] for n, t in zip(grid, below)]
+        return out
 
-    def evaluate(rule_name: str, decide, dom: Domain, k: int, n: int, measured: bool, fpir: float,
+    rules = {beta: IdentifyRule(f"margin_{beta:g}_by_photos" if beta else "plain_by_photos", beta, m0, tables(beta))
+             for beta in BETAS}
+
+    def fixed(threshold: float) -> Thresholds:
+        return lambda photos: np.full(len(photos), threshold)
+
+    def by_photos(rule: IdentifyRule, n: int, fpir: float) -> Thresholds:
+        lookup = np.array([rule.threshold(n, fpir, max(k, 1)) for k in range(max(PHOTOS) + 1)])
+        return lambda photos: lookup[np.minimum(photos, max(PHOTOS))]
+
+    def evaluate(rule_name: str, decide: Decide, dom: Domain, k: int | str, n: int, measured: bool, fpir: float,
                  train: bool = False) -> dict:
         s = split(searches[(dom.name, k, n, measured)], dom, train)
-        beta, m0_, threshold = decide(n, fpir)
-        hit, fp = outcome(s, beta, m0_, verify, threshold)
+        beta, m0_, thresholds = decide(n, fpir)
+        hit, fp = outcome(s, beta, m0_, verify, thresholds)
         mated = ~np.isnan(s.mate)
         rank1 = s.mate[mated] > s.s1[mated]
-        return {"gallery": n, "fpir": fpir, "photos_enrolled": k, "fnir": round(1 - float(hit.mean()), 4),
-                "measured": measured, "rule": rule_name, "data": dom.name,
-                "fnir_ci95": None if train else [round(1 - v, 4) for v in
-                                                 bootstrap(hit, s.person[mated], rng)[::-1]],
-                "fpir_measured": round(float(fp.mean()), 5), "rank1_miss": round(1 - float(rank1.mean()), 4),
-                "mated_searches": int(mated.sum()), "non_mated_searches": int(len(fp)),
-                "threshold": round(threshold, 4)}
+        row = {"gallery": n, "fpir": fpir, "photos_enrolled": k, "fnir": round(1 - float(hit.mean()), 4),
+               "measured": measured, "rule": rule_name, "data": dom.name,
+               "fnir_ci95": None if train else [round(1 - v, 4) for v in
+                                                bootstrap(hit, s.person[mated], rng)[::-1]],
+               "fpir_measured": round(float(fp.mean()), 5),
+               "fpir_ci95": None if train else bootstrap(fp, s.person, rng),
+               "rank1_miss": round(1 - float(rank1.mean()), 4),
+               "mated_searches": int(mated.sum()), "non_mated_searches": int(len(fp)),
+               "threshold": round(float(thresholds(np.array([k if isinstance(k, int) else 1]))[0]), 4)}
+        if measured and not train:  # the same galleries searched by the training people (who set the thresholds)
+            row["fpir_measured_training_people"] = round(float(outcome(
+                split(searches[(dom.name, k, n, measured)], dom, True), beta, m0_, verify, thresholds)[1].mean()), 5)
+        if not isinstance(k, int):  # whose template the false positives were
+            row["false_positives_by_photos"] = {str(p): int(fp[s.s1_photos == p].sum())
+                                                for p in np.unique(s.s1_photos)}
+        return row
 
     # Choose beta on the training people: mean FNIR at FPIR 0.01 over the data sets and 1k..1M, one photo.
     selection = {}
     for rule in rules.values():
-        fnirs = [evaluate(rule.name, lambda n, f, r=rule: (r.beta, r.m0, r.threshold(n, f)), d, 1, n, False, 0.01,
+        fnirs = [evaluate(rule.name, lambda n, f, r=rule: (r.beta, r.m0, by_photos(r, n, f)), d, 1, n, False, 0.01,
                           train=True)["fnir"] for d in doms for n in grid if n >= 1000]
         selection[rule.name] = round(float(np.mean(fnirs)), 4)
     chosen = rules[min(BETAS, key=lambda b: selection[rules[b].name])]
     print("selection (training people, mean FNIR at FPIR 0.01):", selection, "->", chosen.name, flush=True)
+    # the rule served until thresholds per template size: the same rule, the one-photo table for everyone
+    one_table = IdentifyRule(f"margin_{chosen.beta:g}" if chosen.beta else "plain", chosen.beta, chosen.m0,
+                             {1: chosen.tables[1]})
 
-    def previous(n: int, fpir: float) -> tuple[float, float, float]:
-        return 0.0, m0, calibration.identify_threshold(model_id, n, fpir, verify)[0]
+    def previous(n: int, fpir: float) -> tuple[float, float, Thresholds]:
+        return 0.0, m0, fixed(calibration.identify_threshold(model_id, n, fpir, verify)[0])
 
-    compared = {"previous": previous,
-                chosen.name: lambda n, f: (chosen.beta, chosen.m0, chosen.threshold(n, f))}
+    compared: dict[str, Decide] = {
+        "previous": previous,
+        one_table.name: lambda n, f: (one_table.beta, one_table.m0, by_photos(one_table, n, f)),
+        chosen.name: lambda n, f: (chosen.beta, chosen.m0, by_photos(chosen, n, f))}
     if chosen.beta:
         plain = rules[0.0]
-        compared["plain"] = lambda n, f: (0.0, plain.m0, plain.threshold(n, f))
+        compared[plain.name] = lambda n, f: (0.0, plain.m0, by_photos(plain, n, f))
     rows = []
     for name, decide in compared.items():
         for (dname, k, n, measured) in searches:
@@ -418,12 +545,15 @@ def main(argv: list[str] | None = None) -> None:
         "rule": chosen.to_json() | {"expected_fnir_celeba_dev_one_photo": expected},
         "selection": {"criterion": "mean FNIR at FPIR 0.01 on training people, both data sets, N = 1k..1M, "
                                    "one photo", "fnir_by_rule": selection, "chosen": chosen.name},
-        "impostor_tails": {k: t.summary() for k, t in tails.items()}, "synthetic_realism": realism,
+        "impostor_tails": {k: t.summary() for k, t in tails.items()},
+        "impostor_tails_by_photos": {d.name: {str(k): tails_k[(d.name, k)].summary() for k in PHOTOS} for d in doms},
+        "calibration_galleries": {f"{d} k={k} N={n}": int(len(c.s1)) for (d, k, n), c in sorted(calib.items())},
+        "synthetic_realism": realism,
         "verify_threshold": round(verify, 4), "multi_photo": multi, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "open_set.json").write_text(dump(result))
-    plot(rows, RESULTS / "open_set.png")
-    print(markdown(rows, chosen.name))
+    plot(rows, RESULTS / "open_set.png", chosen.name)
+    print(markdown(rows, [one_table.name, chosen.name]))
 
 
 def dump(result: dict) -> str:
@@ -441,7 +571,8 @@ def dump(result: dict) -> str:
 def multi_photo(doms: list[Domain], synthetic: dict, rule: IdentifyRule, verify: float, sizes: list[int],
                 rng: np.random.Generator) -> list[dict]:
     """The gain of enrolling 1, 2, 3 and 5 photos (celeba_dev: up to 4, its people have 5), on the same
-    searches: test people with more photos than the most enrolled, the same held-out photos as probes."""
+    searches: test people with more photos than the most enrolled, the same held-out photos as probes, in
+    galleries of templates of as many photos (their strangers' scores and the rule's threshold for that size)."""
     out = []
     for dom in doms:
         most = 5 if dom.name == "lfw" else 4
@@ -455,10 +586,10 @@ def multi_photo(doms: list[Domain], synthetic: dict, rule: IdentifyRule, verify:
             t /= np.linalg.norm(t, axis=1, keepdims=True)
             mate = np.einsum("ij,ij->i", dom.emb[probes], t[owner])
             for n in sizes:
-                s1 = synthetic[(dom.name, n)][0][:, probes]
+                s1 = synthetic[(dom.name, k, n)][0][:, probes]
                 for fpir in REPORTED_FPIRS:
                     hit = ((mate > s1) & (mate >= verify) &
-                           (rule.score(rule.beta, rule.m0, mate, s1) >= rule.threshold(n, fpir))).ravel()
+                           (rule.score(rule.beta, rule.m0, mate, s1) >= rule.threshold(n, fpir, k))).ravel()
                     who = np.tile(owner, len(s1))
                     out.append({"data": dom.name, "people": len(people), "probes": int(len(probes)),
                                 "photos_enrolled": k, "gallery": n, "fpir": fpir, "rule": rule.name,
@@ -468,18 +599,18 @@ def multi_photo(doms: list[Domain], synthetic: dict, rule: IdentifyRule, verify:
     return out
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, rule: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = {"lfw": "tab:blue", "celeba_dev": "tab:red"}
-    for rule, dash in (("previous", ":"), (None, "-")):
+    for name, dash in (("previous", ":"), (rule, "-")):
         for data, colour in styles.items():
             for k, marker in ((1, "o"), (3, "s")):
                 pick = [r for r in rows if r["data"] == data and r["photos_enrolled"] == k and r["fpir"] == 0.01
-                        and (r["rule"] == rule if rule else r["rule"] not in ("previous", "plain"))
+                        and r["rule"] == name
                         and r["gallery"] >= 100]
                 if not pick:
                     continue
@@ -501,12 +632,14 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def markdown(rows: list[dict], rule: str) -> str:
+def markdown(rows: list[dict], rules: list[str]) -> str:
+    """The README's tables: FNIR per size (previous rule, then ``rules``), and the measured FPIR per template
+    size."""
     out = ["| data | photos | rule | N | FNIR @ FPIR 0.01 | FNIR @ FPIR 0.003 | |",
            "|---|---|---|---|---|---|---|"]
     for data in ("celeba_dev", "lfw"):
         for k in (1, 3):
-            for name in ("previous", rule):
+            for name in ("previous", *rules):
                 for n in (1000, 10_000, 100_000, 1_000_000):
                     cells = []
                     for f in REPORTED_FPIRS:
@@ -517,6 +650,23 @@ def markdown(rows: list[dict], rule: str) -> str:
                     kind = "measured" if any(r["measured"] and r["gallery"] == n and r["data"] == data
                                              for r in rows) else "modelled"
                     out.append(f"| {data} | {k} | {name} | {n:,} | {cells[0]} | {cells[1]} | {kind} |")
+    out += ["", "| data | photos | rule | N | FPIR @ 0.01 (95% CI; training people) | FPIR @ 0.003 (same) "
+                "| FNIR @ 0.01 | FNIR @ 0.003 |", "|---|---|---|---|---|---|---|---|"]
+
+    def fpir(r: dict) -> str:
+        low, high = r["fpir_ci95"]
+        return f"{r['fpir_measured']:.2%} ({low:.2%}–{high:.2%}; {r['fpir_measured_training_people']:.2%})"
+    for data in ("celeba_dev", "lfw"):
+        for k in (1, 3, MIXED):
+            for name in ("previous", *rules):
+                for n in MEASURED[data]:
+                    key = (data, k, name, n)
+                    found = {r["fpir"]: r for r in rows
+                             if r["measured"] and (r["data"], r["photos_enrolled"], r["rule"], r["gallery"]) == key}
+                    if all(f in found for f in REPORTED_FPIRS):
+                        a, b = found[0.01], found[0.003]
+                        out.append(f"| {data} | {k} | {name} | {n:,} | {fpir(a)} | {fpir(b)} | {a['fnir']:.1%} "
+                                   f"| {b['fnir']:.1%} |")
     return "\n".join(out)
 
 

@@ -21,11 +21,13 @@ def test_the_default_model_decides_with_the_benchmarked_rule(settings, shipped):
     assert results["model"] == settings.recognition.model and rule is not None
     assert rule.name == results["rule"]["name"] == results["selection"]["chosen"]
     verify = calibration.verify_threshold(settings.recognition.model)
-    for fpir, table in results["rule"]["thresholds"].items():
-        for n, threshold in table:  # at the tabulated sizes the service's threshold is the benchmark's
-            d = calibration.open_set_decision(settings.recognition.model, n, float(fpir), verify)
-            assert d.threshold == pytest.approx(min(threshold, 0.999))
-            assert d.least_similarity >= verify
+    assert results["rule"]["thresholds"] == results["rule"]["thresholds_by_photos"]["1"]  # older readers: 1 photo
+    for photos, tables in results["rule"]["thresholds_by_photos"].items():
+        for fpir, table in tables.items():
+            for n, threshold in table:  # at the tabulated sizes the service's threshold is the benchmark's
+                d = calibration.open_set_decision(settings.recognition.model, n, float(fpir), verify)
+                assert d.threshold_for(int(photos)) == pytest.approx(min(threshold, 0.999))
+                assert d.least_similarity >= verify
 
 
 def test_thresholds_tighten_with_gallery_size_and_fpir(settings, shipped):
@@ -45,6 +47,24 @@ def test_thresholds_tighten_with_gallery_size_and_fpir(settings, shipped):
         assert loose.expected_fnir is not None and strict.expected_fnir >= loose.expected_fnir
     with pytest.raises(ConfigError, match="outside the calibrated FPIRs"):
         calibration.open_set_decision(settings.recognition.model, 1000, 0.2, verify)
+
+
+def test_templates_of_several_photos_get_stricter_thresholds(settings, shipped):
+    """Measured: strangers score higher against a mean of several photos; the per-size tables keep the FPIR."""
+    calibration, results = shipped
+    verify = calibration.verify_threshold(settings.recognition.model)
+    assert sorted(int(k) for k in results["rule"]["thresholds_by_photos"]) == [1, 2, 3, 4, 5]
+    for n in (1000, 100_000, 1_000_000):
+        d = calibration.open_set_decision(settings.recognition.model, n, 0.01, verify)
+        assert d.threshold_for(3) > d.threshold_for(1) and d.threshold_for(9) == d.threshold_for(5)
+    # on the same real searches, the per-size thresholds never let more strangers through than one table did
+    rows = {(r["data"], r["photos_enrolled"], r["gallery"], r["fpir"], r["rule"]): r for r in results["rows"]
+            if r["measured"]}
+    one_table = results["rule"]["name"].removesuffix("_by_photos")
+    compared = [(r, rows[(*key[:4], one_table)]) for key, r in rows.items() if key[4] == results["rule"]["name"]
+                and key[1] != 1]
+    assert {r["photos_enrolled"] for r, _ in compared} == {3, "1-5"}
+    assert all(new["fpir_measured"] <= old["fpir_measured"] for new, old in compared)
 
 
 def test_a_close_second_candidate_raises_what_the_best_needs(settings, shipped):
