@@ -61,11 +61,11 @@ def test_the_decision_needs_more_of_a_several_photo_template(tmp_path):
 
 
 def test_the_shipped_rule_is_never_looser_for_more_photos(settings):
-    calibration = Calibration(settings.calibration_file)
-    verify = calibration.verify_threshold(settings.model)
+    calibration = Calibration(settings.decisions.calibration_file)
+    verify = calibration.verify_threshold(settings.recognition.model)
     for n in (10, 1000, 100_000, 1_000_000):
         for fpir in (0.01, 0.003):
-            d = calibration.open_set_decision(settings.model, n, fpir, verify)
+            d = calibration.open_set_decision(settings.recognition.model, n, fpir, verify)
             by_photos = [d.threshold_for(k) for k in range(1, 8)]
             assert by_photos == sorted(by_photos) and by_photos[0] == d.threshold
 
@@ -74,8 +74,8 @@ def test_the_shipped_rule_is_never_looser_for_more_photos(settings):
 def strict_for_two(settings, tmp_path):
     """The shipped calibration, except that a template of two or more photos can never be accepted: whatever
     identify or the duplicate check decides about a 2-photo person then shows which table was used."""
-    shutil.copy(settings.calibration_file, tmp_path / "lfw.json")
-    shipped = json.loads((settings.calibration_file.parent / "open_set.json").read_text())
+    shutil.copy(settings.decisions.calibration_file, tmp_path / "lfw.json")
+    shipped = json.loads((settings.decisions.calibration_file.parent / "open_set.json").read_text())
     rule = IdentifyRule.from_json(shipped["rule"])
     never = {f: [[n, 0.999] for n, _ in table] for f, table in rule.tables[1].items()}
     strict = IdentifyRule(rule.name, rule.beta, rule.m0, {1: rule.tables[1], 2: never}, rule.expected_fnir)
