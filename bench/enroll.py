@@ -22,6 +22,7 @@ import csv
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -86,6 +87,23 @@ def start_service(data_dir: Path, models_dir: Path, admin_key: str) -> tuple[sub
     raise RuntimeError("the service did not become ready")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (gunicorn's master and workers), from /proc:
+    what an import costs, whatever else shares the cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            pids += [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def identify(base: str, key: str, path: Path) -> dict[str, Any] | None:
     """The first face's answer, or None when the probe has no face (422)."""
     with path.open("rb") as f:
@@ -116,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             out.writerow(["person_id", "path"])
             out.writerows((pid, str(path)) for pid, path in gallery)
         load_before, started = os.getloadavg()[0], time.monotonic()
+        server_cpu, client_cpu = cpu_seconds(proc.pid), _children_cpu()
         progress = work / "import.log"  # progress lines every 30 s: tail -f it
         print(f"importing {len(gallery)} photos; progress in {progress}", file=sys.stderr)
         with progress.open("w") as log:
@@ -124,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                                   "--progress-every", "30"], cwd=ROOT, env={**os.environ, "ENROLL_API_KEY": key},
                                  stdout=subprocess.PIPE, stderr=log, text=True)
         wall, load_after = time.monotonic() - started, os.getloadavg()[0]
+        server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, _children_cpu() - client_cpu
         err = progress.read_text().splitlines()
         if run.returncode != 0:
             raise RuntimeError("\n".join(err[-20:]))
@@ -149,7 +169,11 @@ def main(argv: list[str] | None = None) -> None:
             "load_average": [round(load_before, 1), round(load_after, 1)],
             "jobs": args.jobs, "server": "gunicorn, 1 worker x 4 threads, embedded store, rate limits off",
             "photos": summary["photos"], "import_seconds": round(wall, 1),
-            "images_per_s": summary["photos_per_s"], "persons_enrolled": summary["persons_enrolled"],
+            "images_per_s": summary["photos_per_s"],
+            # CPU per photo, server (gunicorn) and importer: what the rate would be on two idle cores is about
+            # 2 / (server + importer), whatever shared the machine during the run.
+            "server_cpu_ms_per_photo": round(1000 * server_cpu / max(summary["photos"], 1), 1),
+            "importer_cpu_ms_per_photo": round(1000 * client_cpu / max(summary["photos"], 1), 1), "persons_enrolled": summary["persons_enrolled"],
             "faces_enrolled": summary["enrolled"] + summary["added"],
             "rejected_by_reason": summary["rejected_by_code"],
             "mated_probes": len(mated), "mated_probes_enrolled": len(scored),
@@ -168,6 +192,11 @@ def main(argv: list[str] | None = None) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
