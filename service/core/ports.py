@@ -36,9 +36,11 @@ class Detector(Protocol):
 
     def prepare(self) -> Any: ...
 
-    def detect(self, rgb: np.ndarray, *, main_face: bool = False) -> list[Face]:
+    def detect(self, rgb: np.ndarray, *, main_face: bool = False, min_size: float = 0.0) -> list[Face]:
         """Every face in ``rgb``, largest first. ``main_face``: the caller needs only the largest, so the
-        detector may skip searching for small ones."""
+        detector may skip searching for small ones. ``min_size``: faces smaller than that (px of ``rgb``) do
+        not count for the caller, so the detector may skip searching for them, as long as it still finds
+        every face when none is that large."""
         ...
 
 

@@ -23,6 +23,11 @@ from .weights.mtcnn import NETS, MtcnnNetSource
 from .weights.packaged import packaged_file
 
 
+# A search for faces of at least ``min_size`` starts at windows this much smaller: a face is found at the
+# scale whose window is about its size, and the box regressed from it may come out a little larger or smaller.
+MIN_SIZE_MARGIN = 0.75
+
+
 class FaceDetector:
     """MTCNN on a size-capped copy of the image."""
 
@@ -50,9 +55,11 @@ class FaceDetector:
     def ready(self) -> bool:
         return self._mtcnn is not None
 
-    def detect(self, rgb: np.ndarray, *, main_face: bool = False) -> list[Face]:
+    def detect(self, rgb: np.ndarray, *, main_face: bool = False, min_size: float = 0.0) -> list[Face]:
         """Every face in ``rgb``, largest first; with ``main_face``, the faces of the reduced search (see
-        module), of which the caller uses the first."""
+        module), of which the caller uses the first; with ``min_size`` (enrollment: the quality gate's face
+        size), the search starts at faces a little smaller than that, and is the full one if that finds
+        nothing."""
         mtcnn = self._mtcnn if self._mtcnn is not None else self.prepare()._mtcnn
         if mtcnn is None:  # pragma: no cover - prepare sets it or raises
             return []
@@ -63,8 +70,9 @@ class FaceDetector:
         if min(small.shape[:2]) < 12:  # below MTCNN's smallest window: nothing to find
             return []
         found = Found.none()
-        start = self.probe_face_ratio * min(small.shape[:2])
-        if main_face and start > self.min_face_size:
+        start = self.probe_face_ratio * min(small.shape[:2]) if main_face else 0.0
+        start = max(start, MIN_SIZE_MARGIN * min_size * scale)
+        if start > self.min_face_size:
             found = mtcnn.detect(small, self.min_face_size, start_face=start)
         if not len(found.scores):
             found = mtcnn.detect(small, self.min_face_size)

@@ -50,7 +50,7 @@ class StubDetector:
     def prepare(self) -> StubDetector:
         return self
 
-    def detect(self, rgb: np.ndarray, *, main_face: bool = False) -> list[Face]:
+    def detect(self, rgb: np.ndarray, *, main_face: bool = False, min_size: float = 0.0) -> list[Face]:
         if rgb.mean() < NO_FACE_BELOW:
             return []
         side = float(rgb.shape[0])
