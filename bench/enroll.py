@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
             # CPU per photo, server (gunicorn) and importer: what the rate would be on two idle cores is about
             # 2 / (server + importer), whatever shared the machine during the run.
             "server_cpu_ms_per_photo": round(1000 * server_cpu / max(summary["photos"], 1), 1),
-            "importer_cpu_ms_per_photo": round(1000 * client_cpu / max(summary["photos"], 1), 1), "persons_enrolled": summary["persons_enrolled"],
+            "importer_cpu_ms_per_photo": round(1000 * client_cpu / max(summary["photos"], 1), 1),
+            "persons_enrolled": summary["persons_enrolled"],
             "faces_enrolled": summary["enrolled"] + summary["added"],
             "rejected_by_reason": summary["rejected_by_code"],
             "mated_probes": len(mated), "mated_probes_enrolled": len(scored),

@@ -22,7 +22,6 @@ from .runtime import Network, load_network
 from .weights.mtcnn import NETS, MtcnnNetSource
 from .weights.packaged import packaged_file
 
-
 # A search for faces of at least ``min_size`` starts at windows this much smaller: a face is found at the
 # scale whose window is about its size, and the box regressed from it may come out a little larger or smaller.
 MIN_SIZE_MARGIN = 0.75
