@@ -88,3 +88,26 @@ def test_a_person_just_written_is_found_even_before_the_index_shows_them(tmp_pat
         assert store.nearest_persons(kit, 1) == []
     finally:
         store.close()
+
+
+def test_a_registration_writes_the_index_after_its_section_and_is_searchable_meanwhile(tmp_path, kit, model,
+                                                                                        settings):
+    """The index write of a commit made in the registration section waits for the section's end (it is the
+    slowest step and needs no serialising): inside, the person is committed but not yet indexed, and the
+    duplicate check of the next registration still finds them, from the records; once the section is left the
+    index has them."""
+    store = open_store(replace(settings, data_dir=tmp_path), **model)
+    try:
+        with store.registration_lock():
+            store.create_person(person_id="kit", name="Kit", metadata={}, faces=[face(kit)], template=kit)
+            assert store.index_lag() == 1  # committed, not yet in the index
+            assert [c.person_id for c in store.nearest_persons(kit, 1)] == ["kit"]
+        assert store.index_lag() == 0
+        store.limits = replace_limits(store.limits, recent_s=0.0)  # the index alone
+        assert [c.person_id for c in store.nearest_persons(kit, 1)] == ["kit"]
+        with pytest.raises(RuntimeError), store.registration_lock():  # a section that fails after its commit
+            store.create_person(person_id="kit2", name="Kit", metadata={}, faces=[face(kit)], template=kit)
+            raise RuntimeError("after the commit")
+        assert store.index_lag() == 0 and {c.person_id for c in store.nearest_persons(kit, 2)} == {"kit", "kit2"}
+    finally:
+        store.close()

@@ -68,3 +68,33 @@ def test_only_probes_for_one_face_use_the_reduced_search(pipeline, monkeypatch):
     pipeline.enrollment_face(data, 0)
     pipeline.detect(data)
     assert calls == [True, False, False, False]
+
+
+@pytest.mark.parametrize("rel", ["people/Kit_Harington/0001.jpg", "people/Barack_Obama/0001.jpg",
+                                 "people/Joe_Biden/0002.jpg", "multi_face/face_recognition__two_people.jpg",
+                                 "multi_face/face_recognition__kit_with_rose.jpg"])
+def test_a_search_from_a_minimum_size_finds_the_same_large_faces(recognizer, rel):
+    """Enrollment searches only for faces the quality gate could take (``min_size``): the faces of that size
+    are those of the full search, the same boxes to a pixel."""
+    rgb = recognizer.pipeline.decode(fixture_bytes(rel))
+    detector, limit = recognizer.pipeline.detector, recognizer.pipeline.quality.min_face_size
+    full = [f for f in detector.detect(rgb) if f.size >= limit]
+    reduced = [f for f in detector.detect(rgb, min_size=limit) if f.size >= limit]
+    assert len(reduced) == len(full) >= 1
+    for a, b in zip(full, reduced):
+        assert np.abs(a.box - b.box).max() < 1.0
+
+
+def test_a_search_from_a_minimum_size_falls_back_to_every_face_when_none_is_that_large(recognizer):
+    """A photo whose only face is below the minimum still shows it (enrollment then answers low_quality, as
+    with the full search, not no_face)."""
+    import cv2
+
+    rgb = recognizer.pipeline.decode(fixture_bytes("people/Kit_Harington/0001.jpg"))
+    detector = recognizer.pipeline.detector
+    scale = 100 / max(rgb.shape[:2])
+    small = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    full = detector.detect(small)
+    assert len(full) >= 1 and full[0].size < 64
+    reduced = detector.detect(small, min_size=64)
+    assert [tuple(f.box) for f in reduced] == [tuple(f.box) for f in full]
