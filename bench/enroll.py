@@ -1,6 +1,6 @@
 """Bulk enrollment through the API as an operator runs it, then identify on what it built.
 
-    nice -n 10 .venv/bin/python -m bench.enroll [--persons N] [--jobs 2]
+    nice -n 10 .venv/bin/python -m bench.enroll [--persons N] [--jobs 3]
 
 A fresh gunicorn (config/gunicorn.conf.py, embedded store, default settings) on a temp data dir;
 ``python -m enroll import --csv ... --url ...`` as a subprocess with an admin key, on LFW (deep-funneled,
@@ -118,7 +118,7 @@ def identify(base: str, key: str, path: Path) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--persons", type=int, default=None, help="only the first N people (default: all)")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULTS / "enroll.json")
     args = parser.parse_args(argv)
     settings = load_settings()

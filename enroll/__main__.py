@@ -39,9 +39,11 @@ from . import keys
 from .backup import BackupError
 from .importer import Failure, Importer, Outcome, Progress, from_csv, from_folder, write_report
 
-# Concurrent requests of an import through the API: what one default service (one worker, OpenVINO releasing
-# the GIL) turns into two busy cores; more only queues requests in its threads.
-DEFAULT_JOBS = 2
+# Concurrent requests of an import through the API. A registration is not all CPU: after its commit it waits
+# ~40 ms for the index write (embedded Chroma), and for the registration section, so two requests leave the two
+# cores of a default service (one worker, OpenVINO releasing the GIL) partly idle; a third fills them. Three of
+# the worker's four threads: one stays free for the traffic the service serves meanwhile.
+DEFAULT_JOBS = 3
 
 
 def _print(line: dict[str, Any]) -> None:
@@ -79,14 +81,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         _print(outcome.line())
     progress = Progress(sum(len(p) for p in people), tty=sys.stderr.isatty(),
                         write=lambda line: print(line, file=sys.stderr, flush=True), every_s=args.progress_every)
-    importer = Importer(backend, jobs=args.jobs, all_or_nothing=args.all_or_nothing, emit=emit, progress=progress)
+    importer = Importer(backend, jobs=args.jobs, all_or_nothing=args.all_or_nothing, emit=emit, progress=progress,
+                        source=source.name)
     try:
         summary = importer.run(people)
     finally:
         backend.close()
     rejected = write_report(report, outcomes)
     result = summary.as_dict()
-    print(json.dumps({**result, "report": str(report)}), file=sys.stderr)
+    print(json.dumps({**result, "report": str(report), "run_id": importer.run_id}), file=sys.stderr)
     print(f"{result['done']} of {result['photos']} photos in {result['seconds']} s ({result['photos_per_s']}/s): "
           f"{result['enrolled']} enrolled, {result['added']} added, {result['already_there']} already there, "
           f"{rejected} not enrolled (see {report})"

@@ -36,6 +36,7 @@ class ApiBackend:
         self.timeout, self.retries = (10.0, timeout_s), retries
         self._local = threading.local()
         self._can_read = True
+        self._reports = True  # progress reports for the admin console (``report``)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -108,6 +109,21 @@ class ApiBackend:
         files = [("image", (f"{i}.jpg", data, "application/octet-stream")) for i, data in enumerate(photos)]
         self._answer(self._call("POST", f"/v1/persons/{quote(person_id, safe='')}/faces", files=files))
 
+    def report(self, run_id: str, progress: dict[str, Any]) -> None:
+        """One try, a short wait, never an error: the import goes on whatever becomes of its progress. A
+        service that does not take reports (one from before them, or a key it refuses) is not asked again."""
+        if not self._reports:
+            return
+        try:
+            r = self._session().post(f"{self.base}/v1/imports/{run_id}", json=progress, timeout=(5.0, 10.0))
+        except requests.RequestException:
+            return
+        if r.status_code in (401, 403, 404, 405):
+            self._reports = False
+        elif r.status_code >= 400 and r.status_code not in RETRY_STATUSES:
+            log.warning("the service refused the import's progress report (HTTP %s)", r.status_code)
+            self._reports = False
+
     def close(self) -> None:
         session = getattr(self._local, "session", None)
         if session is not None:
@@ -157,6 +173,9 @@ class DirectBackend:
 
     def add(self, person_id: str, photos: Sequence[bytes]) -> None:
         self._do("add faces", lambda: self.recognizer.add_faces(person_id, photos))
+
+    def report(self, run_id: str, progress: dict[str, Any]) -> None:
+        """No service to tell: the console shows imports that go through the API."""
 
     def close(self) -> None:
         self.recognizer.close()

@@ -17,10 +17,12 @@ from __future__ import annotations
 import csv
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,6 +82,10 @@ class Backend(Protocol):
     def register(self, person_id: str, name: str, photos: Sequence[bytes]) -> None: ...
 
     def add(self, person_id: str, photos: Sequence[bytes]) -> None: ...
+
+    def report(self, run_id: str, progress: dict[str, Any]) -> None:
+        """Tell the service how the run goes (the admin console shows it); never fails the run."""
+        ...
 
     def close(self) -> None: ...
 
@@ -172,15 +178,20 @@ class Summary:
 
 
 class Importer:
-    """Runs the people through a backend, ``jobs`` persons at a time (one person's photos in order)."""
+    """Runs the people through a backend, ``jobs`` persons at a time (one person's photos in order), and
+    reports the run's counts to the backend every ``report_every_s`` and at its end."""
 
     def __init__(self, backend: Backend, *, jobs: int, all_or_nothing: bool = False,
-                 emit: Callable[[Outcome], None], progress: Progress) -> None:
+                 emit: Callable[[Outcome], None], progress: Progress, source: str = "",
+                 report_every_s: float = 5.0) -> None:
         self.backend, self.jobs, self.all_or_nothing = backend, max(1, jobs), all_or_nothing
         self._emit, self.progress = emit, progress
         self.stop = threading.Event()
         self.summary = Summary()
         self._lock = threading.Lock()
+        self.run_id, self.source = uuid.uuid4().hex[:16], source[-200:]
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        self._report_every, self._reported = report_every_s, 0.0
 
     def run(self, people: Sequence[Sequence[Photo]]) -> Summary:
         """Every person, until done, a real failure, or Ctrl-C (then the requests in flight finish first, so
@@ -206,7 +217,25 @@ class Importer:
             pool.shutdown(wait=True, cancel_futures=True)
             self.summary.seconds = time.monotonic() - start
             self.progress.close()
+            self._report(final=True)
         return self.summary
+
+    def _report(self, *, final: bool = False) -> None:
+        """The counts so far to the backend (``POST /v1/imports/{run_id}`` through the API), at most every
+        ``report_every_s`` while running, and once at the end with how the run ended."""
+        now = time.monotonic()
+        if not final and now - self._reported < self._report_every:
+            return
+        self._reported = now
+        s = self.summary
+        done = sum(s.statuses.values())
+        state = "running"
+        if final:  # a run that ends short of its photos without a word of why broke on something unexpected
+            state = "interrupted" if s.interrupted else "failed" if s.failure or done < s.photos else "finished"
+        self.backend.report(self.run_id, {
+            "source": self.source, "state": state, "started_at": self.started_at, "total": s.photos,
+            "done": done, "photos_per_s": round(self.progress.rate(), 2),
+            **{k: s.statuses[k] for k in ("enrolled", "added", "already_there", "rejected", "not_enrolled")}})
 
     def _record(self, outcomes: Iterable[Outcome]) -> None:
         with self._lock:
@@ -218,6 +247,7 @@ class Importer:
                     self.summary.rejected_by_code[outcome.code] += 1
                 self._emit(outcome)
             self.progress.advance(n)
+            self._report()
 
     def _person(self, photos: list[Photo]) -> None:
         if self.stop.is_set():

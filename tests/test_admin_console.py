@@ -400,3 +400,50 @@ def test_console_at_phone_width_and_by_keyboard(console_server, browser):
         shot(page, "10b-phone-people")
     finally:
         context.close()
+
+
+def test_console_shows_the_progress_of_imports_through_the_api(console_server, page, tmp_path):
+    """A real ``enroll import --url`` against the server while the Imports page is open: the page, asking
+    again every few seconds, shows the run finish with the importer's counts, and a run still going with its
+    progress, rate and ETA."""
+    import json
+    import subprocess
+    import sys
+
+    from playwright.sync_api import expect
+
+    base = console_server
+    listing = tmp_path / "visitors.csv"
+    rows = [("imp-kit", "people/Kit_Harington/0001.jpg"), ("imp-kit", "people/Kit_Harington/0002.jpg"),
+            ("imp-joe", "people/Joe_Biden/0001.jpg"), ("imp-dog", "no_face/dlib__dog.jpg")]
+    listing.write_text("person_id,path\n" + "".join(f"{pid},{fixture_path(rel)}\n" for pid, rel in rows))
+    page.goto(f"{base}/admin")
+    page.get_by_label("Admin API key").fill(E2E_ADMIN["X-API-Key"])
+    page.keyboard.press("Enter")
+    page.get_by_role("link", name="Imports").click()
+    expect(page.get_by_role("heading", name="Imports")).to_be_visible()
+    expect(page.locator("#imports-message")).to_have_text("No import has reported yet.")
+
+    run = subprocess.run([sys.executable, "-m", "enroll", "import", "--csv", str(listing), "--url", base,
+                          "--report", str(tmp_path / "rejected.csv")], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "ENROLL_API_KEY": E2E_CLIENT["X-API-Key"]}, timeout=300)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stderr.splitlines()[-2])
+    row = page.locator(f"#imports-rows > tr[data-run-id='{summary['run_id']}']")
+    expect(row.locator(".state")).to_have_text("finished", timeout=15_000)  # seen without reloading the page
+    expect(row.locator(".done")).to_have_text("4 / 4")
+    cells = row.locator("td").all_inner_texts()
+    assert cells[0] == "visitors.csv" and cells[3:7] == [str(summary["enrolled"]), str(summary["added"]),
+                                                     str(summary["already_there"]), "1"]  # the dog: refused
+
+    going = {"source": "staff", "state": "running", "total": 200, "done": 50, "enrolled": 48, "rejected": 2,
+             "photos_per_s": 5.0}
+    assert requests.post(f"{base}/v1/imports/run-going", headers=E2E_CLIENT, json=going).status_code == 202
+    row = page.locator("#imports-rows > tr[data-run-id='run-going']")
+    expect(row.locator(".state")).to_have_text("running", timeout=15_000)
+    expect(row.locator("progress")).to_have_attribute("value", "50")
+    expect(row.locator(".done")).to_have_text("50 / 200")
+    assert row.locator("td").all_inner_texts()[3:9] == ["48", "0", "0", "2", "5.0/s", "30 s"]
+    shot(page, "12-imports", full_page=False)
+    page.get_by_role("link", name="People").click()  # leaving the page stops its polling
+    expect(page.get_by_role("heading", name="People")).to_be_visible()

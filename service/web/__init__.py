@@ -9,7 +9,22 @@ from flask import Flask
 from ..compose import Service, open_service
 from ..config import Settings, load_settings
 from ..logs import configure_audit, configure_logging
-from . import admin, audit, compactor, context, detect, docs, errors, health, keys, limits, matching, persons, requests
+from . import (
+    admin,
+    audit,
+    compactor,
+    context,
+    detect,
+    docs,
+    errors,
+    health,
+    imports,
+    keys,
+    limits,
+    matching,
+    persons,
+    requests,
+)
 from . import metrics as prometheus
 
 _CLOSE = "faceid.close"
@@ -33,7 +48,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     requests.init_app(app)
     prometheus.init_app(app)
     errors.init_app(app)
-    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, keys.bp, audit.bp, docs.bp, admin.api,
+    for blueprint in (health.bp, detect.bp, persons.bp, matching.bp, keys.bp, audit.bp, imports.bp, docs.bp, admin.api,
                       admin.console):
         app.register_blueprint(blueprint)
     limits.init_app(app, enabled=settings.rate_limits.enabled, storage_url=settings.rate_limits.storage_url)

@@ -4,6 +4,7 @@ the images the endpoint takes, is written into ``/openapi.json`` as the JSON and
 ``le``, a pattern) is the one the validator enforces. Response shapes are in ``models``."""
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -167,6 +168,27 @@ class Rotate(Body):
     grace_s: Grace = Field(None, description=GRACE)
 
 
+RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # an import run's id (``enroll import`` makes one per run)
+IMPORT_STATES = ("running", "finished", "interrupted", "failed")
+
+
+class ImportReport(Body):
+    """What ``enroll import`` reports of its run (counts of photos), every few seconds and at its end."""
+    source: _filter(200) = Field(None, description="what is imported (the folder or CSV name)")  # type: ignore[valid-type]
+    state: Annotated[Literal["running", "finished", "interrupted", "failed"], fields.choice(IMPORT_STATES)] = Field(
+        description="the run's state")
+    started_at: _filter(32) = Field(None, description="when the run started (ISO 8601, the importer's clock)")  # type: ignore[valid-type]
+    total: _integer(0, 10**9) = Field(description="photos in the run")  # type: ignore[valid-type]
+    done: _integer(0, 10**9) = Field(description="photos with an outcome so far")  # type: ignore[valid-type]
+    enrolled: _integer(0, 10**9) = Field(0, description="photos that registered their person")  # type: ignore[valid-type]
+    added: _integer(0, 10**9) = Field(0, description="photos added to a known person")  # type: ignore[valid-type]
+    already_there: _integer(0, 10**9) = Field(0, description="photos the person already had")  # type: ignore[valid-type]
+    rejected: _integer(0, 10**9) = Field(0, description="photos refused")  # type: ignore[valid-type]
+    not_enrolled: _integer(0, 10**9) = Field(0, description="photos of a person refused as a whole")  # type: ignore[valid-type]
+    photos_per_s: Annotated[Annotated[float, Field(ge=0, le=10**6)] | Absent, fields.number()] = Field(
+        None, description="photos with an outcome per second since the start")
+
+
 # --- query parameters ---------------------------------------------------------------------------------------
 
 class PersonsQuery(Query):
@@ -182,6 +204,10 @@ class KeysQuery(Query):
 
 class GraceQuery(Query):
     grace_s: Grace = Field(None, description=GRACE)
+
+
+class ImportsQuery(Query):
+    limit: _integer(1, 50) = Field(10, description="runs, the most recently reported first")  # type: ignore[valid-type]
 
 
 class AuditQuery(Query):

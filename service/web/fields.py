@@ -74,6 +74,18 @@ def _scalar(value: Any, name: str, convert: Callable[[Any], Any], what: str, wri
         raise ValidationError(f"'{name}' must be {what}", field=name) from None
 
 
+def choice(options: tuple[str, ...]) -> BeforeValidator:
+    """One of ``options``, written exactly."""
+    def check(value: Any, info: ValidationInfo) -> str:
+        name = _name(info)
+        if _absent(value):
+            raise ValidationError(f"'{name}' is required", field=name)
+        if value not in options:
+            raise ValidationError(f"'{name}' must be one of {', '.join(options)}", field=name)
+        return str(value)
+    return BeforeValidator(check)
+
+
 def integer(low: int, high: int | str) -> BeforeValidator:
     """An integer within ``low``..``high``; ``high`` may name a limit the request is parsed with (a
     setting, such as ``max_top_k``)."""

@@ -337,6 +337,38 @@ class AuditEvent(Reply):
     details: str = Field(description="the rest of the event as JSON text (at most 2,000 characters)")
 
 
+class ImportRun(Reply):
+    """An ``enroll import`` through the API, as its importer last reported it (``POST /v1/imports/{run_id}``)."""
+    run_id: str
+    actor: str | None = Field(description="the id of the key the importer uses")
+    source: str | None = Field(description="what is imported (the folder or CSV name)")
+    state: str = Field(description="running, finished, interrupted or failed, as last reported")
+    started_at: str | None = Field(description="when the run started (the importer's clock)")
+    updated_at: str = Field(json_schema_extra=DATE_TIME, description="when the service received the last report")
+    quiet_s: float = Field(ge=0, description="seconds since that report: a running import reports every few "
+                                             "seconds, so a long silence means it was stopped without a word")
+    total: int = Field(ge=0)
+    done: int = Field(ge=0)
+    enrolled: int = Field(ge=0)
+    added: int = Field(ge=0)
+    already_there: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+    not_enrolled: int = Field(ge=0)
+    photos_per_s: float | None = Field(ge=0)
+    eta_s: float | None = Field(ge=0, description="seconds left at the reported rate (running imports only)")
+
+
+class ImportRuns(Reply):
+    """The runs reported recently, the most recently reported first."""
+    items: list[ImportRun]
+
+
+class ImportReceived(Reply):
+    run_id: str
+    recorded: bool = Field(description="false when the audit table is off: the report is then in the audit "
+                                       "file only, and the console cannot show it")
+
+
 class AuditPage(Reply):
     """Newest first."""
     items: list[AuditEvent]

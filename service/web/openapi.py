@@ -36,7 +36,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json
 from .. import errors as e
 from ..core.recognizer import PERSON_ID
 from . import models
-from .bodies import SETTING_MAXIMUM, Body, Images, Query
+from .bodies import RUN_ID, SETTING_MAXIMUM, Body, Images, Query
 from .context import get_recognizer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,7 +114,8 @@ def undeclared_routes(app: Flask) -> list[str]:
 
 _PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 # Path parameters with a shape of their own (any other is a non-empty string).
-PATH_SCHEMAS: dict[str, dict[str, Any]] = {"person_id": {"type": "string", "pattern": PERSON_ID.pattern}}
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {"person_id": {"type": "string", "pattern": PERSON_ID.pattern},
+                                           "run_id": {"type": "string", "pattern": RUN_ID.pattern}}
 HEADERS = {"X-Request-ID": {"description": "the request's id (the caller's X-Request-ID when sane, else generated)",
                              "required": True, "schema": {"type": "string", "minLength": 1}},
            "Retry-After": {"description": "seconds to wait", "required": True,

@@ -191,5 +191,13 @@ def audit_page(events: list[dict[str, Any]], next_cursor: str | None) -> dict[st
     return _body(m.AuditPage(items=[m.AuditEvent(**e) for e in events], next_cursor=next_cursor))
 
 
+def import_runs(runs: list[m.ImportRun]) -> dict[str, Any]:
+    return _body(m.ImportRuns(items=runs))
+
+
+def import_received(run_id: str, recorded: bool) -> dict[str, Any]:
+    return _body(m.ImportReceived(run_id=run_id, recorded=recorded))
+
+
 def error(code: str, message: str, details: dict[str, Any], request_id: str | None) -> dict[str, Any]:
     return _body(m.Error(error=m.ErrorBody(code=code, message=message, details=details, request_id=request_id)))

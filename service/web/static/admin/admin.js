@@ -301,9 +301,10 @@
 
   function signOut(message) {
     sessionStorage.removeItem(KEY_NAME);
+    clearTimeout(imports.timer);
     revokeAll();
     resetEnroll();
-    for (const id of ["verify-result", "identify-result", "people-rows", "person-faces"]) clear($(id));
+    for (const id of ["verify-result", "identify-result", "people-rows", "person-faces", "imports-rows"]) clear($(id));
     $("status").hidden = true;
     $("nav").hidden = true;
     $("signout").hidden = true;
@@ -335,9 +336,13 @@
     const [view, ...rest] = hash.split("/");
     const arg = rest.length ? decodeURIComponent(rest.join("/")) : null;
     revokeAll();
+    clearTimeout(imports.timer);
     if (view === "person" && arg) {
       show("person");
       loadPerson(arg);
+    } else if (view === "imports") {
+      show("imports");
+      loadImports();
     } else if (view === "enroll") {
       show("enroll");
       $("enroll-name").focus();
@@ -398,6 +403,59 @@
     people.next = page.next_cursor;
     $("page-prev").disabled = people.page === 0;
     $("page-next").disabled = !page.next_cursor;
+  }
+
+  // ---------------------------------------------------------------- imports
+
+  // A running import reports every 5 s; silent for this long, it was stopped without a word (kill -9, a crash).
+  const IMPORT_QUIET_S = 30;
+  const imports = { timer: null, asked: 0 };
+
+  function fmtSeconds(s) {
+    if (typeof s !== "number") return "–";
+    if (s < 90) return Math.round(s) + " s";
+    if (s < 5400) return Math.round(s / 60) + " min";
+    return (s / 3600).toFixed(1) + " h";
+  }
+
+  /** The recent runs, asked again every 3 s while this view is shown (route() stops it on leaving). */
+  async function loadImports() {
+    clearTimeout(imports.timer);
+    const asked = ++imports.asked;
+    let page = null;
+    try {
+      page = await api("/v1/imports?limit=10");
+    } catch (err) {
+      if (asked === imports.asked) {
+        setText("imports-message", err.code === "not_found"
+          ? "Import progress is kept in the audit table, which is off on this service (audit_table = false)."
+          : describe(err));
+      }
+    }
+    if (asked !== imports.asked || $("view-imports").hidden) return;
+    if (page) {
+      const rows = clear($("imports-rows"));
+      setText("imports-message", page.items.length ? "" : "No import has reported yet.");
+      for (const run of page.items) {
+        const stalled = run.state === "running" && run.quiet_s > IMPORT_QUIET_S;
+        const state = stalled ? "no report for " + fmtSeconds(run.quiet_s) : run.state;
+        const percent = run.total ? Math.floor((100 * run.done) / run.total) : 100;
+        rows.append(el("tr", { "data-run-id": run.run_id },
+          el("td", {}, el("code", {}, run.source || run.run_id)),
+          el("td", { class: "state" + (stalled ? " stalled" : "") }, state),
+          el("td", {}, el("progress", { max: run.total || 1, value: run.total ? run.done : 1,
+            "aria-label": percent + "% of " + (run.source || "the import") }),
+          el("span", { class: "done" }, run.done + " / " + run.total), el("span", { class: "muted" }, " " + percent + "%")),
+          el("td", { class: "num" }, run.enrolled),
+          el("td", { class: "num" }, run.added),
+          el("td", { class: "num" }, run.already_there),
+          el("td", { class: "num" }, run.rejected + run.not_enrolled),
+          el("td", { class: "num" }, typeof run.photos_per_s === "number" ? run.photos_per_s.toFixed(1) + "/s" : "–"),
+          el("td", { class: "num" }, run.state === "running" && !stalled ? fmtSeconds(run.eta_s) : "–"),
+          el("td", { class: "muted" }, fmtDate(run.updated_at))));
+      }
+    }
+    imports.timer = setTimeout(loadImports, 3000);
   }
 
   // ---------------------------------------------------------------- one person
