@@ -223,10 +223,11 @@ class Importer:
     def _report(self, *, final: bool = False) -> None:
         """The counts so far to the backend (``POST /v1/imports/{run_id}`` through the API), at most every
         ``report_every_s`` while running, and once at the end with how the run ended."""
-        now = time.monotonic()
-        if not final and now - self._reported < self._report_every:
-            return
-        self._reported = now
+        with self._lock:
+            now = time.monotonic()
+            if not final and now - self._reported < self._report_every:
+                return
+            self._reported = now
         s = self.summary
         done = sum(s.statuses.values())
         state = "running"
@@ -247,7 +248,7 @@ class Importer:
                     self.summary.rejected_by_code[outcome.code] += 1
                 self._emit(outcome)
             self.progress.advance(n)
-            self._report()
+        self._report()  # outside the lock: a slow service delays this thread's next photo, not every thread's
 
     def _person(self, photos: list[Photo]) -> None:
         if self.stop.is_set():
