@@ -127,9 +127,11 @@ def test_import_while_serving_survives_ctrl_c_and_sigkill(served, tree, tmp_path
     # 0 failed verifies meanwhile
     assert len(verdicts) >= 3 and all(v is True for v in verdicts), [v for v in verdicts if v is not True]
     # Each run reported its progress, and an admin (the console) reads how each ended: the last run finished
-    # with the counts of its summary, the SIGKILLed one never said more than "running", the first was stopped.
+    # with the counts of its summary, the SIGKILLed one never said more than "running" (if its first report
+    # got out before the kill), the first was stopped.
     runs = requests.get(f"{base}/v1/imports", headers=ADMIN).json()["items"]
-    assert [r["state"] for r in runs] == ["finished", "running", "interrupted"]
+    states = [r["state"] for r in runs]
+    assert states[0] == "finished" and states[-1] == "interrupted" and states[1:-1] in ([], ["running"]), states
     assert {r["source"] for r in runs} == {tree.name} and runs[0]["run_id"] == summary["run_id"]
     assert {k: runs[0][k] for k in ("total", "done", "enrolled", "added", "already_there", "rejected")} == {
         "total": summary["photos"], "done": summary["done"], "enrolled": summary["enrolled"],
