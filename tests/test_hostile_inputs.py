@@ -155,6 +155,19 @@ CASES = [
      "validation_error"),
     ("an audit cursor that is not a number", "get", "/v1/audit?cursor=abc", None, None, 400, "validation_error"),
     ("an audit page of a million", "get", "/v1/audit?limit=1000000", None, None, 400, "validation_error"),
+    ("an import report done past its total", "post", "/v1/imports/run1", JSON,
+     b'{"state": "running", "total": 3, "done": 5}', 400, "validation_error"),
+    ("an import report with a NaN rate", "post", "/v1/imports/run1", JSON,
+     b'{"state": "running", "total": 3, "done": 1, "photos_per_s": NaN}', 400, "validation_error"),
+    ("an import state nobody knows", "post", "/v1/imports/run1", JSON,
+     b'{"state": "hacked", "total": 3, "done": 1}', 400, "validation_error"),
+    ("NUL in an import run id", "post", "/v1/imports/run%00", JSON,
+     b'{"state": "running", "total": 3, "done": 1}', 400, "validation_error"),
+    ("an import run id of 100 characters", "post", "/v1/imports/" + "r" * 100, JSON,
+     b'{"state": "running", "total": 3, "done": 1}', 400, "validation_error"),
+    ("a billion billion photos to import", "post", "/v1/imports/run1", JSON,
+     b'{"state": "running", "total": 1000000000000000000, "done": 1}', 400, "validation_error"),
+    ("an imports page of a million", "get", "/v1/imports?limit=1000000", None, None, 400, "validation_error"),
 ]
 
 
