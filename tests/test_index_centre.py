@@ -91,8 +91,9 @@ def test_a_second_rebuild_while_one_runs_is_refused_at_once(settings, tmp_path):
 
 
 def test_a_fill_in_several_batches_indexes_everyone_once(settings, tmp_path):
-    """A rebuild fills a generation in batches (``fill_batch``: 5,000, or fewer if the client takes fewer): a
-    gallery that is not a multiple of the batch lands whole, and the batch never exceeds the client's limit."""
+    """A rebuild fills a generation in batches (``fill_batch``: 5,000 embedded, or fewer if the client takes
+    fewer): a gallery that is not a multiple of the batch lands whole, and the batch never exceeds the client's
+    limit."""
     from service.store.chroma_index import FILL_BATCH
 
     rng = np.random.default_rng(5)
