@@ -88,3 +88,25 @@ def test_a_second_rebuild_while_one_runs_is_refused_at_once(settings, tmp_path):
         assert store.rebuild()["generation"] == 2  # once it is done, the next one runs
     finally:
         store.close()
+
+
+def test_a_fill_in_several_batches_indexes_everyone_once(settings, tmp_path):
+    """A rebuild fills a generation in batches (``fill_batch``: 5,000 embedded, or fewer if the client takes
+    fewer): a gallery that is not a multiple of the batch lands whole, and the batch never exceeds the client's
+    limit."""
+    from service.store.chroma_index import FILL_BATCH
+
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(23, DIM)).astype(np.float32)
+    store = open_store(replace(settings, data_dir=tmp_path / "data"), "fill-model", DIM)
+    try:
+        index = store.index
+        assert index.fill_batch() == min(FILL_BATCH, index.client.get_max_batch_size())
+        index.create("index-fill-model-g9")
+        added = index.fill("index-fill-model-g9", ((f"p{i}", v) for i, v in enumerate(vectors)), batch=5)
+        assert added == 23
+        assert index.ids("index-fill-model-g9") == {f"p{i}" for i in range(23)}
+        hits = index.query("index-fill-model-g9", vectors[22], 1)
+        assert hits[0][0] == "p22"  # the last, partial batch is searchable too
+    finally:
+        store.close()

@@ -35,6 +35,13 @@ T = TypeVar("T")
 
 CENTRED_CANDIDATES = 64
 FILL_TIMEOUT_S = 300.0  # one batch of a rebuild's fill (a stopped server still fails it, in minutes not never)
+# Vectors per call while a rebuild fills a generation, at most what the client accepts (5,461 embedded). Chroma
+# applies each call as one chunk, its HNSW inserts spread over its threads; 5,000 a call took ~20% less CPU
+# than 500 for 100k people (bench.scale's realistic vectors, M 32, ef 200). A Chroma server gets the smaller
+# batch: its HTTP client's timeout is the request deadline (``index_timeout_s``), and 5,000 inserts into a
+# graph of 100k took longer than that (ReadTimeout, bench.scale in server mode).
+FILL_BATCH = 5000
+FILL_BATCH_SERVER = 500
 
 
 def _page(collection: Any, offset: int) -> Any:
@@ -333,9 +340,17 @@ class PersonIndex:
             out.update(got["ids"])
             offset += len(got["ids"])
 
-    def fill(self, name: str, entries: Iterable[tuple[str, np.ndarray]], batch: int = 500) -> int:
-        """Add ``entries`` to ``name`` in batches (a rebuild's new generation); how many were added. A batch
-        is HNSW work for hundreds of vectors: it gets ``FILL_TIMEOUT_S``, not a request's deadline."""
+    def fill_batch(self) -> int:
+        """How many vectors one call of ``fill`` sends: ``FILL_BATCH`` embedded, ``FILL_BATCH_SERVER`` to a
+        server, or fewer if the client takes fewer."""
+        most = store_errors(self.deadline.run)("batch size", self.client.get_max_batch_size)
+        return max(1, min(FILL_BATCH if self.files is not None else FILL_BATCH_SERVER, int(most)))
+
+    def fill(self, name: str, entries: Iterable[tuple[str, np.ndarray]], batch: int | None = None) -> int:
+        """Add ``entries`` to ``name`` in batches (a rebuild's new generation; ``fill_batch`` unless told);
+        how many were added. A batch is HNSW work for thousands of vectors: it gets ``FILL_TIMEOUT_S``, not a
+        request's deadline."""
+        batch = batch or self.fill_batch()
         chunk: list[tuple[str, np.ndarray]] = []
         added = 0
         for entry in entries:
