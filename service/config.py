@@ -84,7 +84,7 @@ class Recognition(Section):
 
 
 @dataclass(frozen=True)
-class Detection(Section):
+class DetectionSettings(Section):
     PREFIX = "detect_"
     # MTCNN's P-Net, R-Net and O-Net score thresholds.
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
@@ -212,7 +212,7 @@ class Audit(Section):
 
 
 @dataclass(frozen=True)
-class Keys(Section):
+class ApiKeySettings(Section):
     # Comma-separated keys (environment) or lists (TOML), beside the database's keys (service/keys.py).
     # When either is set, the first start creates no keys.
     admin_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -227,14 +227,14 @@ class Settings:
     """Every setting, by section."""
     server: Server = field(default_factory=Server)
     recognition: Recognition = field(default_factory=Recognition)
-    detection: Detection = field(default_factory=Detection)
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
     limits: Limits = field(default_factory=Limits)
     store: Store = field(default_factory=Store)
     decisions: Decisions = field(default_factory=Decisions)
     quality: Quality = field(default_factory=Quality)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     audit: Audit = field(default_factory=Audit)
-    keys: Keys = field(default_factory=Keys)
+    keys: ApiKeySettings = field(default_factory=ApiKeySettings)
 
     @property
     def models_dir(self) -> Path:
