@@ -247,20 +247,24 @@ class PersonIndex:
         if op in _WRITES:
             self._room_for(op)
 
+        def attempt() -> T:
+            try:
+                with self._gate.call():
+                    return fn(self._collection(name, create=create))
+            except chromadb.errors.NotFoundError as exc:
+                with self._lock:
+                    self._open.pop(name, None)
+                raise GenerationGone(details={"collection": name}) from exc
+
         def call() -> T:
-            for pause in (*READ_RETRIES, None):
+            for pause in READ_RETRIES if op in _READS else ():
                 try:
-                    with self._gate.call():
-                        return fn(self._collection(name, create=create))
-                except chromadb.errors.NotFoundError as exc:
-                    with self._lock:
-                        self._open.pop(name, None)
-                    raise GenerationGone(details={"collection": name}) from exc
+                    return attempt()
                 except chromadb.errors.InternalError as exc:
-                    if op not in _READS or pause is None or _NOT_YET_ON_DISK not in str(exc):
+                    if _NOT_YET_ON_DISK not in str(exc):
                         raise
                     time.sleep(pause)
-            raise AssertionError("unreachable")
+            return attempt()
         try:
             return self.deadline.run(op, call, timeout_s=timeout_s)
         except UNAVAILABLE as exc:
