@@ -102,14 +102,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """A consistent snapshot of the records (``store.snapshot``), sealed with a passphrase or key file."""
+    from service.compose import records_engine
     from service.store import snapshot
-    from service.store.database import open_database
 
     from .backup import export, secret
 
     key = secret(key_file=args.key_file, passphrase_env=args.passphrase_env, confirm=True)
     settings = load_settings()
-    engine = open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
+    engine = records_engine(settings)
     try:
         meta = {"source": engine.dialect.name, "configured_model": settings.recognition.model}
         counts = export(snapshot.read(engine), args.file, key, meta, overwrite=args.force)
@@ -124,9 +124,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     the records. The passphrase is checked before the target is touched."""
     from sqlalchemy import func, select
 
-    from service.compose import open_store
+    from service.compose import open_store, records_engine
     from service.store import snapshot
-    from service.store.database import open_database
     from service.store.schema import persons
 
     from .backup import SealedReader, rows_of, secret
@@ -136,7 +135,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     with args.file.open("rb") as f:
         lines = SealedReader(f, key).lines()  # a wrong passphrase stops here: nothing is opened or written
         meta = next(lines)["meta"]
-        engine = open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
+        engine = records_engine(settings)
         try:
             counts = snapshot.restore(engine, rows_of(lines, meta))
             with engine.connect() as db:

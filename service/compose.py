@@ -63,6 +63,11 @@ def policy(decisions: Decisions) -> Policy:
                   default_top_k=decisions.default_top_k, max_top_k=decisions.max_top_k)
 
 
+def records_engine(settings: Settings) -> Engine:
+    """The records database the settings name, each call under ``database_timeout_s``."""
+    return open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
+
+
 def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool = True,
                engine: Engine | None = None) -> RecordsStore:
     """The store of ``model_id``: records in SQL, templates in the Chroma index, brought up to date from the
@@ -73,7 +78,7 @@ def open_store(settings: Settings, model_id: str, dim: int, *, only_model: bool 
     ``engine``, the store uses that database engine and leaves it to its owner to close."""
     own_engine = engine is None
     if engine is None:
-        engine = open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
+        engine = records_engine(settings)
     try:
         connect, lock = open_client(settings.server.data_dir, settings.store.chroma_url, settings.store.chroma_token,
                                     settings.store.index_timeout_s)
@@ -210,7 +215,7 @@ def open_service(settings: Settings) -> Service:
     undoes a start that fails halfway, and later the whole process's close."""
     pipeline, calibration, rules = _recognizer_parts(settings)
     with ExitStack() as stack:
-        engine = open_database(settings.store.database_url, settings.server.data_dir, settings.store.database_timeout_s)
+        engine = records_engine(settings)
         stack.callback(engine.dispose)
         store = open_store(settings, pipeline.embedder.model_id, pipeline.embedder.dim, engine=engine)
         stack.callback(store.close)
