@@ -365,7 +365,7 @@ class UpperTail:
 
     def summary(self) -> dict:
         return {"level": self.level, "people_resamples": self.resamples, "p_lo": float(f"{self.p_lo:.3g}"),
-                **{f"q{p:g}": round(float(self.quantile(np.array(p))), 4) for p in (1e-4, 1e-6, 1e-8)}}
+                **{f"q1e-{e}": round(float(self.quantile(np.array(10.0 ** -e))), 4) for e in (4, 6, 8)}}
 
 
 def people_upper_tail(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], point: Tail, level: float = 0.95,
@@ -566,8 +566,10 @@ def main(argv: list[str] | None = None) -> None:
             below = np.full(len(grid), -np.inf)
             for k in PHOTOS:
                 below = np.maximum(below, table(beta, f, k, people_bound))
-                # rounded up: a threshold rounded down would let the ties at it through
-                out[k][f] = [[n, float(np.ceil(t * 1e5) / 1e5)] for n, t in zip(grid, below)]
+                # a fitted threshold rounded up (rounded down, it would let the ties at it through); verify's
+                # floor rounded down (s1 must reach verify's threshold anyway)
+                out[k][f] = [[n, float(np.ceil(t * 1e5) / 1e5 if t > verify - beta * m0 + 1e-9 else
+                                       np.floor(t * 1e5) / 1e5)] for n, t in zip(grid, below)]
         return out
 
     def rule_name(beta: float, people_bound: bool) -> str:
