@@ -10,8 +10,11 @@ a setting (``calibration_file``; default: the one shipped beside the code).
 Identify's decision rule comes from ``open_set.json`` beside that file (``bench/open_set.py``): thresholds
 tabulated per gallery size, false-positive identification rate (FPIR: the share of searches by people who
 are not enrolled that return anyone) and photos in the candidate's template, measured on real galleries and
-modelled up to a million people on impostor scores with clean labels. A model without such an entry falls
-back to the per-comparison rule (``threshold_for_far``).
+modelled up to a million people on impostor scores with clean labels, fitted to a bound of those scores over
+resamples of the people they come from (``_people95``: a stranger's false accept is a look-alike enrolled, a
+property of a pair of people, and a point fit on a few dozen people let several times the target through on
+people it had not seen). A model without such an entry falls back to the per-comparison rule
+(``threshold_for_far``).
 """
 from __future__ import annotations
 
