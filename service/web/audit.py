@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from ..errors import NotFound, StoreUnavailable
-from . import bodies, models, schemas
+from . import bodies, models
 from .auth import require
 from .context import get_audit
 from .openapi import operation
@@ -28,4 +28,4 @@ def list_events() -> Response:
     events = handler.page(limit=limit + 1, before=query.cursor, person_id=query.person_id, actor_id=query.actor,
                           op=query.op, since=query.since)
     more, events = len(events) > limit, events[:limit]
-    return jsonify(schemas.audit_page(events, str(events[-1]["id"]) if more else None))
+    return jsonify(models.AuditPage.of(items=events, next_cursor=str(events[-1]["id"]) if more else None))

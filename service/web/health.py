@@ -14,7 +14,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 @operation("Liveness: the process answers", rate_limited=False, responses={200: models.Alive})
 def healthz() -> Response:
-    return jsonify(schemas.alive())
+    return jsonify(models.Alive.of(status="ok"))
 
 
 @bp.get("/readyz")

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import errors as e
 from ..core.records import now_iso
-from . import bodies, inputs, models, schemas
+from . import bodies, inputs, models
 from .auth import require
 from .context import get_audit
 from .openapi import operation
@@ -45,7 +45,7 @@ def report(run_id: str) -> tuple[Response, int]:
                           "started_at": body.started_at, "photos_per_s": body.photos_per_s,
                           **{k: getattr(body, k) for k in COUNTS}})
     recorded = get_audit() is not None
-    return jsonify(schemas.import_received(run_id, recorded)), 202
+    return jsonify(models.ImportReceived.of(run_id=run_id, recorded=recorded)), 202
 
 
 @bp.get("")
@@ -67,7 +67,7 @@ def runs() -> Response:
             latest[run.run_id] = run
             if len(latest) == limit:
                 break
-    return jsonify(schemas.import_runs(list(latest.values())))
+    return jsonify(models.ImportRuns.of(items=list(latest.values())))
 
 
 def _run(event: dict[str, Any], now: datetime) -> models.ImportRun | None:

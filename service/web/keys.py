@@ -6,7 +6,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from .. import errors as e
-from . import bodies, inputs, models, schemas
+from . import bodies, inputs, models
 from .auth import require
 from .context import get_keys
 from .openapi import operation
@@ -21,7 +21,7 @@ audit = logging.getLogger("faceid.audit")
 @require("admin")
 def list_keys() -> Response:
     include = bodies.parse(bodies.KeysQuery, request.args).include_inactive
-    return jsonify(schemas.api_keys(get_keys().list(include_inactive=include)))
+    return jsonify(models.KeyList.of(items=get_keys().list(include_inactive=include)))
 
 
 @bp.post("")
@@ -32,7 +32,7 @@ def create_key() -> tuple[Response, int]:
     body = bodies.parse(bodies.KeyCreate, inputs.json_body())
     key, secret = get_keys().create(body.name, body.scopes, expires_in_s=body.expires_in_s)
     audit.info("key_created", extra={"op": "create_key", "subject": key.id, "scopes": list(key.scopes)})
-    return jsonify(schemas.key_created(key, secret)), 201
+    return jsonify(models.KeyCreated.of(key=key, secret=secret)), 201
 
 
 @bp.delete("/<key_id>")
@@ -42,7 +42,7 @@ def create_key() -> tuple[Response, int]:
 def revoke_key(key_id: str) -> Response:
     key = get_keys().revoke(key_id, grace_s=bodies.parse(bodies.GraceQuery, request.args).grace_s or 0)
     audit.info("key_revoked", extra={"op": "revoke_key", "subject": key.id})
-    return jsonify(schemas.api_key(key))
+    return jsonify(models.KeyReply.of(key=key))
 
 
 @bp.post("/<key_id>/rotate")
@@ -54,4 +54,4 @@ def rotate_key(key_id: str) -> tuple[Response, int]:
     body = bodies.parse(bodies.Rotate, inputs.json_body() if request.content_length else {})
     old, new, secret = get_keys().rotate(key_id, grace_s=body.grace_s or 0)
     audit.info("key_rotated", extra={"op": "rotate_key", "subject": old.id, "new_key": new.id})
-    return jsonify(schemas.key_rotated(new, secret, old)), 201
+    return jsonify(models.KeyRotated.of(key=new, secret=secret, replaced=old)), 201

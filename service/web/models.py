@@ -1,7 +1,8 @@
-"""Every JSON shape of the API as a pydantic model: ``schemas`` builds each response body through these
-models (so a body that does not fit its shape fails loudly, in the tests, rather than in a client), and
-``openapi`` writes the same models into ``/openapi.json``. One definition, so the answers and their
-description cannot drift apart.
+"""Every JSON shape of the API as a pydantic model: each response body is one of these models, built from
+the core's records by attribute (``Reply.of``), so a body that does not fit its shape fails loudly, in the
+tests, rather than in a client; ``openapi`` writes the same models into ``/openapi.json``. One definition, so
+the answers and their description cannot drift apart. Scores are rounded to 4 decimals and pixels to 0.1 here
+(``Score``, ``Box``) and nowhere else.
 
 Response models forbid extra fields: the description says exactly what an answer holds. A field that is
 sometimes absent (``crop_url``) is optional; a field that is present but may be null is required and
@@ -12,20 +13,29 @@ The request bodies are described in ``bodies``.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.json_schema import JsonDict, SkipJsonSchema
 
 from ..core.keys import SCOPES
+from ..core.records import LANDMARK_NAMES, Face
 from ..errors import FaceIdError, client_errors
 
 DATE_TIME: JsonDict = {"format": "date-time"}
+Score = Annotated[float, AfterValidator(lambda x: round(float(x), 4))]
 
 
 class Reply(BaseModel):
-    """A response body: exactly these fields."""
-    model_config = ConfigDict(extra="forbid")
+    """A response body: exactly these fields, read from the keyword arguments or, for a nested model, from the
+    attributes of the core's record given in its place (extra attributes are not read)."""
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    @classmethod
+    def of(cls, **fields: Any) -> dict[str, Any]:
+        """The JSON body of these fields (core records welcome, by attribute; an optional field left out stays
+        out). Checked when built, so a field the model lacks or a wrong type fails in the tests."""
+        return cls.model_validate(fields).model_dump(mode="json", exclude_unset=True)
 
 
 # --- shared pieces -----------------------------------------------------------------------------------------
@@ -36,6 +46,11 @@ class Box(Reply):
     y: float
     width: float
     height: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _of_face(cls, value: Any) -> Any:
+        return value.box_dict() if isinstance(value, Face) else value
 
 
 Point = tuple[float, float]
@@ -53,7 +68,15 @@ class Landmarks(Reply):
 class DetectedFace(Reply):
     box: Box
     landmarks: Landmarks
-    probability: float = Field(ge=0, le=1)
+    probability: Score = Field(ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _of_face(cls, value: Any) -> Any:
+        if not isinstance(value, Face):
+            return value
+        return {"box": value, "probability": value.probability, "landmarks": {
+            name: (round(float(x), 1), round(float(y), 1)) for name, (x, y) in zip(LANDMARK_NAMES, value.landmarks)}}
 
 
 class ImageSize(Reply):
@@ -92,8 +115,8 @@ class EnrollmentCheck(Reply):
 
 
 class Thresholds(Reply):
-    verify: float
-    identify: float = Field(description="at the current gallery size: the lowest similarity identify can accept "
+    verify: Score
+    identify: Score = Field(description="at the current gallery size: the lowest similarity identify can accept "
                                         "(more when the second candidate is close or the best candidate's "
                                         "template holds several photos, see `identify_rule`)")
 
@@ -104,10 +127,10 @@ class OpenSetRule(Reply):
                                   "(one table for every template, from an older `open_set.json`), or "
                                   "`per_comparison_far` (no open-set calibration)")
     beta: float = Field(description="the share of the second candidate's similarity subtracted from the best's")
-    score_threshold: float = Field(description="what `best - beta * max(second, m0)` must reach when the best "
+    score_threshold: Score = Field(description="what `best - beta * max(second, m0)` must reach when the best "
                                                "candidate's template holds one photo (the loosest: a template "
                                                "of several photos is nearer everyone, strangers included)")
-    score_threshold_by_photos: dict[str, float] = Field(
+    score_threshold_by_photos: dict[str, Score] = Field(
         description="what it must reach by the number of photos in the best candidate's template (keys `1`, "
                     "`2`, ...; a template of more photos than the largest uses the largest's)")
     target_fpir: float = Field(description="share of searches by people not enrolled that may return anyone")
@@ -200,8 +223,8 @@ class FaceDeleted(Reply):
 class Verification(Reply):
     """Verify, in full (admin keys, or ``least_revealing = false``)."""
     match: bool
-    similarity: float
-    threshold: float
+    similarity: Score
+    threshold: Score
     person_id: str
     box: Box
 
@@ -216,8 +239,8 @@ class VerifyDecision(Reply):
 class Comparison(Reply):
     """Compare, in full (admin keys, or ``least_revealing = false``)."""
     match: bool
-    similarity: float
-    threshold: float
+    similarity: Score
+    threshold: Score
     boxes: list[Box] = Field(min_length=2, max_length=2)
 
 
@@ -230,20 +253,20 @@ class CompareDecision(Reply):
 class Candidate(Reply):
     person_id: str
     name: str
-    similarity: float
+    similarity: Score
 
 
 class IdentifiedFace(Reply):
     box: Box
     match: Candidate | None = Field(description="the best candidate when it clears the threshold, else null")
     candidates: list[Candidate] = Field(description="the top_k nearest persons, best first")
-    threshold: float = Field(description="the similarity the best candidate needed (the rule weighs how close "
+    threshold: Score = Field(description="the similarity the best candidate needed (the rule weighs how close "
                                          "the second candidate is)")
 
 
 class Identification(Reply):
     """Identify, in full (admin keys, or ``least_revealing = false``)."""
-    threshold: float = Field(description="the lowest similarity the rule can accept at this gallery size; each "
+    threshold: Score = Field(description="the lowest similarity the rule can accept at this gallery size; each "
                                          "face's own `threshold` says what its best candidate needed")
     gallery_size: int = Field(ge=0)
     per_comparison_far: float
@@ -296,7 +319,8 @@ class ApiKey(Reply):
     scopes: list[KeyScope]
     source: Literal["database", "config"] = Field(description="`config`: from admin_keys/client_keys; change "
                                                               "it there")
-    created_at: str | None = Field(json_schema_extra=DATE_TIME)
+    created_at: Annotated[str | None, BeforeValidator(lambda v: v or None)] = Field(  # a config key: ""
+        json_schema_extra=DATE_TIME)
     expires_at: str | None = Field(json_schema_extra=DATE_TIME)
     last_used_at: str | None = Field(description="to the minute", json_schema_extra=DATE_TIME)
     revoked_at: str | None = Field(description="when it stops (stopped) working", json_schema_extra=DATE_TIME)

@@ -65,7 +65,8 @@ def list_persons() -> Response:
     people, total = get_recognizer().list_persons(limit=limit + 1, offset=offset, q=query.q, after=after)
     more, people = len(people) > limit, people[:limit]
     cursor = _encode_cursor(people[-1].created_at, people[-1].id) if more else None
-    return jsonify(schemas.persons_page(people, total, limit, offset, cursor))
+    return jsonify(models.PersonsPage.of(items=people, total=total, limit=limit, offset=offset,
+                                      next_cursor=cursor))
 
 
 @bp.get("/<person_id>")
@@ -87,7 +88,7 @@ def update_person(person_id: str) -> Response:
     if body.name is None and body.metadata is None:
         raise ValidationError("send 'name' and/or 'metadata'", field="name")
     person = get_recognizer().update_person(person_id, name=body.name, metadata=body.metadata)
-    return jsonify(schemas.person(person))
+    return jsonify(models.PersonReply.of(person=person))
 
 
 @bp.delete("/<person_id>")
@@ -96,7 +97,8 @@ def update_person(person_id: str) -> Response:
 @require("admin")
 def delete_person(person_id: str) -> Response:
     person = get_recognizer().delete_person(person_id)
-    return jsonify(schemas.person_deleted(person))
+    deleted = models.DeletedPerson(person_id=person.id, faces=person.face_count)
+    return jsonify(models.PersonDeleted.of(deleted=deleted))
 
 
 @bp.delete("/<person_id>/faces/<face_id>")
@@ -105,7 +107,8 @@ def delete_person(person_id: str) -> Response:
 @require("admin")
 def delete_face(person_id: str, face_id: str) -> Response:
     person = get_recognizer().delete_face(person_id, face_id)
-    return jsonify(schemas.face_deleted(person_id, face_id, person))
+    return jsonify(models.FaceDeleted.of(deleted=models.DeletedFace(person_id=person_id, face_id=face_id),
+                                      person=person))
 
 
 @bp.get("/<person_id>/faces/<face_id>/crop")
