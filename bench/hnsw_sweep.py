@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> None:
         index.set_num_threads(args.threads)
         started = time.monotonic()
         for start in range(0, len(centred), 100_000):
-            index.add_items(centred[start:start + 100_000], np.arange(start, min(start + 100_000, len(centred))))
-            print(f"  M {m} cef {cef}: {min(start + 100_000, len(centred))} in {time.monotonic() - started:.0f} s", flush=True)
+            end = min(start + 100_000, len(centred))
+            index.add_items(centred[start:end], np.arange(start, end))
+            print(f"  M {m} cef {cef}: {end} in {time.monotonic() - started:.0f} s", flush=True)
         build_s = round(time.monotonic() - started, 1)
         index.set_num_threads(1)
         for ef in args.ef:

@@ -179,25 +179,24 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
     exact = exact_nearest(probes, gallery)
     row.update(searches(store, probes, [ids[i] for i in exact]))
     row["correct_person_exact"] = round(float(np.mean(exact == np.arange(len(probes)))), 4)
+    store.index.client.close()  # embedded: the next client loads the index again (store.close() does not)
     store.close()
     if search_efs:
-        # Other search ef on the same build: Chroma applies a collection's new ef_search only when the index is
-        # opened again (embedded: a new client; a server: its restart), so each is set, then reopened.
+        # Other search ef on the same build: the store gives an existing generation the configured search ef
+        # when it opens it, and Chroma applies it when it next loads the index (a new embedded client, or a
+        # server's restart), so each is measured from a fresh open.
         row["search_ef_sweep"] = []
         for ef in search_efs:
-            store = open_store(settings, MODEL, gallery.shape[1])
-            store.index.client.get_collection(store.gallery().collection, embedding_function=None).modify(
-                configuration={"hnsw": {"ef_search": ef}})
-            store.close()
             if restart is not None:
                 settings = replace(settings, chroma_url=restart())
-            store = open_store(settings, MODEL, gallery.shape[1])
+            store = open_store(replace(settings, index_hnsw_search_ef=ef), MODEL, gallery.shape[1])
             started = time.monotonic()
             store.nearest_persons(probes[0], 5)  # loads the index's files
             swept = {"search_ef": ef, "first_search_s": round(time.monotonic() - started, 2)}
             swept.update(searches(store, probes, [ids[i] for i in exact]))
             row["search_ef_sweep"].append(swept)
             print(f"  {mode} {size}: {json.dumps(swept)}", flush=True)
+            store.index.client.close()
             store.close()
     started = time.monotonic()
     store = open_store(settings, MODEL, gallery.shape[1])

@@ -224,6 +224,7 @@ class PersonIndex:
                 found = self.client.get_collection(name, embedding_function=None)
             except (chromadb.errors.NotFoundError, ValueError) as exc:
                 raise GenerationGone(details={"collection": name}) from exc
+        self._follow_search_ef(name, found)  # an existing generation (``create`` keeps one) too
         built_with = str((found.metadata or {}).get("centre") or "")
         space = self.centre if self.centre is not None and built_with == self.centre.id else None
         if built_with and space is None:
@@ -235,6 +236,17 @@ class PersonIndex:
             self._open[name] = found
             self._spaces[name] = space
         return found
+
+    def _follow_search_ef(self, name: str, collection: Any) -> None:
+        """Give a generation created with another search ef the configured one. Unlike M and construction ef,
+        search ef needs no rebuild, so raising it (the README's scale section) reaches existing stores. Chroma
+        applies a changed ef_search when it next loads the index: at once in a process that has not searched
+        it yet (this one at its start), and a Chroma server that already holds it at its next restart."""
+        have = ((collection.configuration or {}).get("hnsw") or {}).get("ef_search")
+        if have is not None and int(have) != self.hnsw.ef_search:
+            collection.modify(configuration={"hnsw": {"ef_search": self.hnsw.ef_search}})
+            log.warning("index search ef changed to the configured one", extra={
+                "collection": name, "was": int(have), "now": self.hnsw.ef_search})
 
     def _in_space(self, name: str, vectors: np.ndarray) -> list[list[float]]:
         """``vectors`` as the collection ``name`` stores them (centred if it was built centred)."""
