@@ -156,3 +156,25 @@ def test_a_fill_in_several_batches_indexes_everyone_once(settings, tmp_path):
         assert hits[0][0] == "p22"  # the last, partial batch is searchable too
     finally:
         store.close()
+
+
+def test_a_server_fill_is_not_bound_by_a_requests_http_deadline(settings, tmp_path, chroma_server):
+    """A rebuild's batch of inserts into a large graph can take a loaded server longer than a request's
+    deadline (a 1M rebuild failed on a ReadTimeout): while a fill runs, the HTTP bound is the fill's, and the
+    request's is back after. Here the request bound is cut to 10 ms, which no batch of 500 inserts meets."""
+    from service.store.chroma_client import bound_calls
+
+    url, _ = chroma_server
+    rng = np.random.default_rng(6)
+    vectors = rng.normal(size=(1500, 64)).astype(np.float32)
+    store = open_store(replace(settings, data_dir=tmp_path / "data", chroma_url=url), "slow-fill-model", 64)
+    try:
+        index = store.index
+        index.create("index-slow-fill-model-g9")
+        bound_calls(index.client, 0.01)
+        added = index.fill("index-slow-fill-model-g9", ((f"p{i}", v) for i, v in enumerate(vectors)), batch=500)
+        assert added == 1500
+        assert bound_calls(index.client, 5.0) == 0.01  # the request bound was set back
+        assert len(index.ids("index-slow-fill-model-g9")) == 1500
+    finally:
+        store.close()

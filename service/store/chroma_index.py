@@ -27,7 +27,7 @@ import chromadb.errors
 import numpy as np
 
 from ..errors import StoreUnavailable
-from .chroma_client import UNAVAILABLE, model_collection, safe_name, store_errors
+from .chroma_client import UNAVAILABLE, bound_calls, model_collection, safe_name, store_errors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -381,16 +381,31 @@ class PersonIndex:
         how many were added. A batch is HNSW work for thousands of vectors: it gets ``FILL_TIMEOUT_S``, not a
         request's deadline."""
         batch = batch or self.fill_batch()
+        timeout_s = max(FILL_TIMEOUT_S, self.deadline.timeout_s)
         chunk: list[tuple[str, np.ndarray]] = []
         added = 0
-        for entry in entries:
-            chunk.append(entry)
-            if len(chunk) == batch:
-                self.upsert(name, chunk, timeout_s=max(FILL_TIMEOUT_S, self.deadline.timeout_s))
-                added += len(chunk)
-                chunk = []
-        self.upsert(name, chunk, timeout_s=max(FILL_TIMEOUT_S, self.deadline.timeout_s))
+        with self._patient_http(timeout_s):
+            for entry in entries:
+                chunk.append(entry)
+                if len(chunk) == batch:
+                    self.upsert(name, chunk, timeout_s=timeout_s)
+                    added += len(chunk)
+                    chunk = []
+            self.upsert(name, chunk, timeout_s=timeout_s)
         return added + len(chunk)
+
+    @contextlib.contextmanager
+    def _patient_http(self, timeout_s: float) -> Iterator[None]:
+        """A server's HTTP calls bounded by ``timeout_s`` instead of a request's deadline while a fill runs:
+        a batch of 500 inserts into a large graph on a loaded server outlasted the 5 s (ReadTimeout: a 1M
+        rebuild in server mode failed on it at load average 7). Only ``enroll rebuild-index`` fills (its own
+        process, no requests); Chroma's HTTP clients of one server share one session, so it is set back after."""
+        before = bound_calls(self.client, timeout_s)
+        try:
+            yield
+        finally:
+            if before is not None:
+                bound_calls(self.client, before)
 
     def settings_of(self, name: str) -> dict[str, Any]:
         """The HNSW settings the collection ``name`` really has (read back from Chroma)."""
