@@ -61,9 +61,10 @@ class IndexDiskFull(StoreUnavailable):
 
 @dataclass(frozen=True)
 class Hnsw:
-    """HNSW settings, fixed when a generation's collection is created (``bench/scale.py`` chose them; see the
-    README's scale table). Chroma's defaults (16, 100, 100) find the exact nearest person for only 87% of
-    probes at 100k people."""
+    """HNSW settings of a generation's collection (``bench/scale.py`` and ``bench/hnsw_sweep.py`` chose them;
+    see the README's scale section). M and construction ef are fixed when it is created; search ef follows the
+    configuration when the store opens it (``_follow_search_ef``). Chroma's defaults (16, 100, 100) find the
+    exact nearest person for only 64.5% of real probes at 100k people."""
     max_neighbors: int = 32
     ef_construction: int = 200
     ef_search: int = 200
