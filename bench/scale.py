@@ -25,6 +25,7 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,36 @@ def tails(scores: np.ndarray) -> dict[str, float]:
             "q1e-5": round(float(np.quantile(scores, 1 - 1e-5)), 4) if len(scores) >= 1e5 else None}
 
 
+def realistic(size: int, n_probes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``size`` synthetic people drawn from the Gaussian fitted to LFW's real templates, and ``n_probes`` real
+    people of LFW: each one's first photo (enrolled) and second (the probe). Seeded: every benchmark that
+    calls it (``bench.hnsw_sweep`` too) sees the same vectors."""
+    emb, ps, found = lfw_embeddings()
+    people = real_people(emb[found], [name.split("/")[0] for name, ok in zip(ps.images, found) if ok])
+    templates = np.stack([unit(v.mean(axis=0)) for v in people.values()])
+    mean, cov = templates.mean(axis=0), np.cov(templates, rowvar=False)
+    rng = np.random.default_rng(0)
+    multi = [v for v in people.values() if len(v) >= 2]
+    rng.shuffle(multi)  # type: ignore[arg-type]
+    multi = multi[:n_probes]
+    enrolled, probes = np.stack([v[0] for v in multi]), np.stack([v[1] for v in multi])
+    synthetic = unit(rng.multivariate_normal(mean, cov, size=size, method="cholesky").astype(np.float32))
+    return synthetic, enrolled, probes
+
+
+def exact_nearest(probes: np.ndarray, gallery: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+    """Row of ``gallery`` nearest each probe by numpy over everyone: the truth an index is held to (in chunks:
+    1,000 probes x 1M people is 4 GB)."""
+    best = np.full(len(probes), -2.0, np.float32)
+    exact = np.zeros(len(probes), np.int64)
+    for start in range(0, len(gallery), chunk):
+        scores = probes @ gallery[start:start + chunk].T
+        top = scores.argmax(axis=1)
+        better = scores[np.arange(len(probes)), top] > best
+        best[better], exact[better] = scores[np.arange(len(probes)), top][better], top[better] + start
+    return exact
+
+
 def fill_records(store, ids: list[str], vectors: np.ndarray) -> float:
     """Persons with one face each written in bulk (a million single registrations would take hours); the
     maintained count set to match; the seconds it took."""
@@ -111,8 +142,23 @@ def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def searches(store, probes: np.ndarray, nearest: list[str]) -> dict:
+    """Identify's store work for each probe (gallery count + search + re-scoring), timed, and the share whose
+    top candidate is ``nearest`` (the exact nearest person)."""
+    found, times = 0, []
+    for probe, want in zip(probes, nearest, strict=True):
+        started = time.perf_counter()
+        store.person_count()
+        hits = store.nearest_persons(probe, 5)
+        times.append(1000 * (time.perf_counter() - started))
+        found += bool(hits) and hits[0].person_id == want
+    p50, p99 = percentiles(times)
+    return {"recall_at_1": round(found / len(probes), 4), "p50_ms": p50, "p99_ms": p99}
+
+
 def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probes: np.ndarray,
-        chroma_url: str, tmp: Path, overrides: dict) -> dict:
+        chroma_url: str, tmp: Path, overrides: dict, search_efs: Sequence[int] = (),
+        restart: Callable[[], str] | None = None) -> dict:
     n_real = len(enrolled)
     gallery = np.concatenate([enrolled, synthetic[:size - n_real]])
     ids = [f"real{i}" for i in range(n_real)] + [f"syn{i}" for i in range(size - n_real)]
@@ -130,25 +176,28 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
     built = store.rebuild(progress)
     row["fill_per_s"] = round(size / (records_s + built["seconds"]), 1)
     row["index_build_s"] = built["seconds"]
-    # numpy over everyone: the truth the index is held to (in chunks: 1,000 probes x 1M people is 4 GB)
-    best = np.full(len(probes), -2.0, np.float32)
-    exact = np.zeros(len(probes), np.int64)
-    for start in range(0, size, 100_000):
-        scores = probes @ gallery[start:start + 100_000].T
-        top = scores.argmax(axis=1)
-        better = scores[np.arange(len(probes)), top] > best
-        best[better], exact[better] = scores[np.arange(len(probes)), top][better], top[better] + start
-    found, times = 0, []
-    for i, probe in enumerate(probes):
-        started = time.perf_counter()
-        store.person_count()
-        hits = store.nearest_persons(probe, 5)
-        times.append(1000 * (time.perf_counter() - started))
-        found += bool(hits) and hits[0].person_id == ids[exact[i]]
-    row["recall_at_1"] = round(found / len(probes), 4)
+    exact = exact_nearest(probes, gallery)
+    row.update(searches(store, probes, [ids[i] for i in exact]))
     row["correct_person_exact"] = round(float(np.mean(exact == np.arange(len(probes)))), 4)
-    row["p50_ms"], row["p99_ms"] = percentiles(times)
+    store.index.client.close()  # embedded: the next client loads the index again (store.close() does not)
     store.close()
+    if search_efs:
+        # Other search ef on the same build: the store gives an existing generation the configured search ef
+        # when it opens it, and Chroma applies it when it next loads the index (a new embedded client, or a
+        # server's restart), so each is measured from a fresh open.
+        row["search_ef_sweep"] = []
+        for ef in search_efs:
+            if restart is not None:
+                settings = replace(settings, chroma_url=restart())
+            store = open_store(replace(settings, index_hnsw_search_ef=ef), MODEL, gallery.shape[1])
+            started = time.monotonic()
+            store.nearest_persons(probes[0], 5)  # loads the index's files
+            swept = {"search_ef": ef, "first_search_s": round(time.monotonic() - started, 2)}
+            swept.update(searches(store, probes, [ids[i] for i in exact]))
+            row["search_ef_sweep"].append(swept)
+            print(f"  {mode} {size}: {json.dumps(swept)}", flush=True)
+            store.index.client.close()
+            store.close()
     started = time.monotonic()
     store = open_store(settings, MODEL, gallery.shape[1])
     row["start_to_ready_s"] = round(time.monotonic() - started, 2)
@@ -166,6 +215,20 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
     return row
 
 
+class Server:
+    """A `chroma run` server on ``path`` that can be restarted on its files (it then reads them again)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url, self.proc = start_chroma(path)
+
+    def restart(self) -> str:
+        self.proc.terminate()
+        self.proc.wait()
+        self.url, self.proc = start_chroma(self.path)
+        return self.url
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--galleries", type=int, nargs="+", default=[10_000, 100_000])
@@ -173,6 +236,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probes", type=int, default=1000)
     parser.add_argument("--hnsw", type=int, nargs=3, metavar=("M", "CONSTRUCTION_EF", "SEARCH_EF"),
                         help="HNSW settings to measure instead of the configured ones")
+    parser.add_argument("--search-ef", type=int, nargs="+", default=[],
+                        help="also measure these search ef on the same build (each set, then the index reopened)")
     parser.add_argument("--no-centre", action="store_true", help="index uncentred (no bench.centre vector)")
     parser.add_argument("--out", default="scale.json", help="results file name in bench/results")
     args = parser.parse_args(argv)
@@ -182,17 +247,7 @@ def main(argv: list[str] | None = None) -> None:
                          index_hnsw_search_ef=args.hnsw[2])
     if args.no_centre:
         overrides["index_centres_file"] = "/nonexistent"
-    emb, ps, found = lfw_embeddings()
-    people = real_people(emb[found], [name.split("/")[0] for name, ok in zip(ps.images, found) if ok])
-    templates = np.stack([unit(v.mean(axis=0)) for v in people.values()])
-    mean, cov = templates.mean(axis=0), np.cov(templates, rowvar=False)
-    rng = np.random.default_rng(0)
-    multi = [v for v in people.values() if len(v) >= 2]
-    rng.shuffle(multi)  # type: ignore[arg-type]
-    multi = multi[:args.probes]
-    enrolled, probes = np.stack([v[0] for v in multi]), np.stack([v[1] for v in multi])
-    synthetic = unit(rng.multivariate_normal(mean, cov, size=max(args.galleries), method="cholesky")
-                     .astype(np.float32))
+    synthetic, enrolled, probes = realistic(max(args.galleries), args.probes)
     real_impostor = np.concatenate([probes[i] @ np.delete(enrolled, i, axis=0).T for i in range(len(probes))])
     synthetic_impostor = (probes @ synthetic[:20_000].T).ravel()
     realism = {"real_impostor": tails(real_impostor), "synthetic_impostor": tails(synthetic_impostor),
@@ -202,13 +257,14 @@ def main(argv: list[str] | None = None) -> None:
     for mode in args.modes:
         for size in args.galleries:
             with tempfile.TemporaryDirectory() as tmp:
-                chroma_url, proc = start_chroma(Path(tmp) / "server") if mode == "server" else ("", None)
+                server = Server(Path(tmp) / "server") if mode == "server" else None
                 try:
-                    rows.append(run(mode, size, synthetic, enrolled, probes, chroma_url, Path(tmp) / "data",
-                                    overrides))
+                    rows.append(run(mode, size, synthetic, enrolled, probes, server.url if server else "",
+                                    Path(tmp) / "data", overrides, args.search_ef,
+                                    server.restart if server else None))
                 finally:
-                    if proc is not None:
-                        proc.kill()
+                    if server is not None:
+                        server.proc.kill()
                 print(json.dumps(rows[-1]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps({"realism": realism, "rows": rows}, indent=2) + "\n")

@@ -136,9 +136,10 @@ class Store(Section):
     # The embedded index refuses writes while its disk has less than this many MiB free (they wait in the
     # outbox and are applied when there is room): embedded Chroma that hits a full disk mid-write can hang.
     index_min_free_mb: int = 64
-    # HNSW settings of a new index generation (fixed when it is created: `enroll rebuild-index` applies new
-    # ones). Chosen by measurement on realistic galleries (README: scale): max neighbours (M), construction
-    # and search ef.
+    # HNSW settings of a new index generation, chosen by measurement on realistic galleries (README: scale): max
+    # neighbours (M) and construction ef are fixed when it is created (`enroll rebuild-index` applies new ones);
+    # search ef is also given to an existing generation when the store opens it (a Chroma server that already
+    # holds that index applies it at its next restart).
     index_hnsw_m: int = 32
     index_hnsw_construction_ef: int = 200
     index_hnsw_search_ef: int = 200

@@ -38,6 +38,17 @@ def safe_name(model_id: str) -> str:
 store_errors = unavailable_on(UNAVAILABLE, log)
 
 
+def bound_calls(client: Any, timeout_s: float) -> float | None:
+    """Bound each HTTP call of a server's ``client`` by ``timeout_s`` (Chroma's client sets none); the bound
+    it had before (None for an embedded client, which makes no HTTP calls)."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if not isinstance(session, httpx.Client):
+        return None
+    before = session.timeout.read
+    session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
+    return before
+
+
 def open_client(data_dir: Path, chroma_url: str = "", token: str = "",
                 timeout_s: float = 10.0) -> tuple[Callable[[], Any], DataDirLock | None]:
     """How to connect to Chroma: the server at ``chroma_url`` (``token`` as a bearer token on every request;
@@ -55,9 +66,7 @@ def open_client(data_dir: Path, chroma_url: str = "", token: str = "",
                                              headers={"Authorization": f"Bearer {token}"} if token else None)
             except UNAVAILABLE + (ValueError,) as exc:
                 raise StoreUnavailable(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
-            session = getattr(getattr(client, "_server", None), "_session", None)
-            if isinstance(session, httpx.Client):
-                session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
+            bound_calls(client, timeout_s)
             return client
         return connect_server, None
     lock = DataDirLock(data_dir)

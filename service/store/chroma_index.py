@@ -27,7 +27,7 @@ import chromadb.errors
 import numpy as np
 
 from ..errors import StoreUnavailable
-from .chroma_client import UNAVAILABLE, model_collection, safe_name, store_errors
+from .chroma_client import UNAVAILABLE, bound_calls, model_collection, safe_name, store_errors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,9 +61,10 @@ class IndexDiskFull(StoreUnavailable):
 
 @dataclass(frozen=True)
 class Hnsw:
-    """HNSW settings, fixed when a generation's collection is created (``bench/scale.py`` chose them; see the
-    README's scale table). Chroma's defaults (16, 100, 100) find the exact nearest person for only 87% of
-    probes at 100k people."""
+    """HNSW settings of a generation's collection (``bench/scale.py`` and ``bench/hnsw_sweep.py`` chose them;
+    see the README's scale section). M and construction ef are fixed when it is created; search ef follows the
+    configuration when the store opens it (``_follow_search_ef``). Chroma's defaults (16, 100, 100) find the
+    exact nearest person for only 64.5% of real probes at 100k people."""
     max_neighbors: int = 32
     ef_construction: int = 200
     ef_search: int = 200
@@ -224,6 +225,7 @@ class PersonIndex:
                 found = self.client.get_collection(name, embedding_function=None)
             except (chromadb.errors.NotFoundError, ValueError) as exc:
                 raise GenerationGone(details={"collection": name}) from exc
+        self._follow_search_ef(name, found)  # an existing generation (``create`` keeps one) too
         built_with = str((found.metadata or {}).get("centre") or "")
         space = self.centre if self.centre is not None and built_with == self.centre.id else None
         if built_with and space is None:
@@ -235,6 +237,17 @@ class PersonIndex:
             self._open[name] = found
             self._spaces[name] = space
         return found
+
+    def _follow_search_ef(self, name: str, collection: Any) -> None:
+        """Give a generation created with another search ef the configured one. Unlike M and construction ef,
+        search ef needs no rebuild, so raising it (the README's scale section) reaches existing stores. Chroma
+        applies a changed ef_search when it next loads the index: at once in a process that has not searched
+        it yet (this one at its start), and a Chroma server that already holds it at its next restart."""
+        have = ((collection.configuration or {}).get("hnsw") or {}).get("ef_search")
+        if have is not None and int(have) != self.hnsw.ef_search:
+            collection.modify(configuration={"hnsw": {"ef_search": self.hnsw.ef_search}})
+            log.warning("index search ef changed to the configured one", extra={
+                "collection": name, "was": int(have), "now": self.hnsw.ef_search})
 
     def _in_space(self, name: str, vectors: np.ndarray) -> list[list[float]]:
         """``vectors`` as the collection ``name`` stores them (centred if it was built centred)."""
@@ -369,16 +382,31 @@ class PersonIndex:
         how many were added. A batch is HNSW work for thousands of vectors: it gets ``FILL_TIMEOUT_S``, not a
         request's deadline."""
         batch = batch or self.fill_batch()
+        timeout_s = max(FILL_TIMEOUT_S, self.deadline.timeout_s)
         chunk: list[tuple[str, np.ndarray]] = []
         added = 0
-        for entry in entries:
-            chunk.append(entry)
-            if len(chunk) == batch:
-                self.upsert(name, chunk, timeout_s=max(FILL_TIMEOUT_S, self.deadline.timeout_s))
-                added += len(chunk)
-                chunk = []
-        self.upsert(name, chunk, timeout_s=max(FILL_TIMEOUT_S, self.deadline.timeout_s))
+        with self._patient_http(timeout_s):
+            for entry in entries:
+                chunk.append(entry)
+                if len(chunk) == batch:
+                    self.upsert(name, chunk, timeout_s=timeout_s)
+                    added += len(chunk)
+                    chunk = []
+            self.upsert(name, chunk, timeout_s=timeout_s)
         return added + len(chunk)
+
+    @contextlib.contextmanager
+    def _patient_http(self, timeout_s: float) -> Iterator[None]:
+        """A server's HTTP calls bounded by ``timeout_s`` instead of a request's deadline while a fill runs:
+        a batch of 500 inserts into a large graph on a loaded server outlasted the 5 s (ReadTimeout: a 1M
+        rebuild in server mode failed on it at load average 7). Only ``enroll rebuild-index`` fills (its own
+        process, no requests); Chroma's HTTP clients of one server share one session, so it is set back after."""
+        before = bound_calls(self.client, timeout_s)
+        try:
+            yield
+        finally:
+            if before is not None:
+                bound_calls(self.client, before)
 
     def settings_of(self, name: str) -> dict[str, Any]:
         """The HNSW settings the collection ``name`` really has (read back from Chroma)."""
