@@ -10,7 +10,7 @@ are re-scored on the raw vectors, as ``RecordsStore`` does. ``recall_at_1`` is h
 between the two. Search times are single-threaded per query, like the service's.
 
 hnswlib is not a dependency of the service: install it beside the project, not into it, e.g.
-``pip install --target /tmp/hnswpkg chroma-hnswlib`` and run with ``PYTHONPATH=/tmp/hnswpkg``:
+``pip install --target /tmp/hnswpkg chroma-hnswlib==0.7.6`` and run with ``PYTHONPATH=/tmp/hnswpkg``:
 
     PYTHONPATH=/tmp/hnswpkg .venv/bin/python -m bench.hnsw_sweep --gallery 1000000 --builds 32,200 --ef 200 400 800
 """
