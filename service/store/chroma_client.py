@@ -38,14 +38,15 @@ def safe_name(model_id: str) -> str:
 store_errors = unavailable_on(UNAVAILABLE, log)
 
 
-def bound_calls(client: Any, timeout_s: float) -> float | None:
-    """Bound each HTTP call of a server's ``client`` by ``timeout_s`` (Chroma's client sets none); the bound
-    it had before (None for an embedded client, which makes no HTTP calls)."""
+def bound_calls(client: Any, timeout: float | httpx.Timeout) -> httpx.Timeout | None:
+    """Bound each HTTP call of a server's ``client`` by ``timeout`` (seconds; Chroma's client sets none);
+    the bounds it had before, to set back exactly (None for an embedded client, which makes no HTTP calls)."""
     session = getattr(getattr(client, "_server", None), "_session", None)
     if not isinstance(session, httpx.Client):
         return None
-    before = session.timeout.read
-    session.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
+    before = session.timeout
+    session.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout,
+                                                                                         connect=min(timeout, 3.0))
     return before
 
 
