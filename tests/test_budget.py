@@ -17,6 +17,9 @@ import requests
 from .helpers import CLIENT, files, start_gunicorn
 from .hostile import face_grid, scan_bomb
 
+# It bounds verify's wall-clock time under attack, which a neighbouring test on the other core would stretch.
+pytestmark = pytest.mark.serial
+
 # The worker's resident memory after the attack stays under this (README, "Request budgets").
 RSS_CEILING = 1536 * 2**20
 ATTACK_S = 20.0
