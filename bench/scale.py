@@ -12,7 +12,8 @@ For each gallery size and mode: how fast the store fills (records written in bul
 built by ``RecordsStore.rebuild``, the code path of ``enroll rebuild-index``), identify's store work (gallery
 count + search + re-scoring) p50/p99, the share of real probes whose top candidate is the exact nearest
 person found by numpy over the whole gallery (``recall_at_1``), start-to-ready (opening the store) and the
-first search after it (which loads the index's files), an erasure's cost and how long until it is final on
+first search after it (which loads the index's files; with ``--cold`` from disk, the page cache dropped first as
+after a reboot), an erasure's cost and how long until it is final on
 disk (``compact``), RSS and disk per person.
 
     .venv/bin/python -m bench.scale --galleries 10000 100000 --modes embedded server
@@ -158,7 +159,7 @@ def searches(store, probes: np.ndarray, nearest: list[str]) -> dict:
 
 def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probes: np.ndarray,
         chroma_url: str, tmp: Path, overrides: dict, search_efs: Sequence[int] = (),
-        restart: Callable[[], str] | None = None) -> dict:
+        restart: Callable[..., str] | None = None, cold: bool = False) -> dict:
     n_real = len(enrolled)
     gallery = np.concatenate([enrolled, synthetic[:size - n_real]])
     ids = [f"real{i}" for i in range(n_real)] + [f"syn{i}" for i in range(size - n_real)]
@@ -198,6 +199,10 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
             print(f"  {mode} {size}: {json.dumps(swept)}", flush=True)
             store.index.client.close()
             store.close()
+    if cold:  # what a reboot leaves: none of the store's files in memory (a server is restarted on them too)
+        row["cold_start"] = drop_page_cache()
+        if restart is not None:
+            settings = replace(settings, chroma_url=restart(drop_page_cache))
     started = time.monotonic()
     store = open_store(settings, MODEL, gallery.shape[1])
     row["start_to_ready_s"] = round(time.monotonic() - started, 2)
@@ -215,6 +220,17 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
     return row
 
 
+def drop_page_cache() -> bool:
+    """Empties the kernel's page cache, as a reboot would, so the next open reads the store from disk: True
+    if done (root only; otherwise the start measured is a warm one, and the row says so)."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
 class Server:
     """A `chroma run` server on ``path`` that can be restarted on its files (it then reads them again)."""
 
@@ -222,9 +238,11 @@ class Server:
         self.path = path
         self.url, self.proc = start_chroma(path)
 
-    def restart(self) -> str:
+    def restart(self, meanwhile: Callable[[], object] | None = None) -> str:
         self.proc.terminate()
         self.proc.wait()
+        if meanwhile is not None:
+            meanwhile()
         self.url, self.proc = start_chroma(self.path)
         return self.url
 
@@ -239,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--search-ef", type=int, nargs="+", default=[],
                         help="also measure these search ef on the same build (each set, then the index reopened)")
     parser.add_argument("--no-centre", action="store_true", help="index uncentred (no bench.centre vector)")
+    parser.add_argument("--cold", action="store_true",
+                        help="measure start-to-ready and the first search with the page cache dropped (root)")
     parser.add_argument("--out", default="scale.json", help="results file name in bench/results")
     args = parser.parse_args(argv)
     overrides: dict = {}
@@ -261,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
                 try:
                     rows.append(run(mode, size, synthetic, enrolled, probes, server.url if server else "",
                                     Path(tmp) / "data", overrides, args.search_ef,
-                                    server.restart if server else None))
+                                    server.restart if server else None, args.cold))
                 finally:
                     if server is not None:
                         server.proc.kill()
