@@ -17,16 +17,20 @@ after a reboot), an erasure's cost and how long until it is final on
 disk (``compact``), RSS and disk per person.
 
     .venv/bin/python -m bench.scale --galleries 10000 100000 --modes embedded server
+
+With ``--keep DIR`` each build stays in DIR/<mode>-<gallery> (records in data/, the index in data/chroma for
+either mode), for ``bench.cold_start``.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +251,14 @@ class Server:
         return self.url
 
 
+@contextlib.contextmanager
+def _kept(root: Path, mode: str, size: int) -> Iterator[str]:
+    """A build directory that outlives the run (a 1M build takes hours; bench.cold_start reopens it)."""
+    path = root / f"{mode}-{size}"
+    path.mkdir(parents=True, exist_ok=False)
+    yield str(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--galleries", type=int, nargs="+", default=[10_000, 100_000])
@@ -259,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-centre", action="store_true", help="index uncentred (no bench.centre vector)")
     parser.add_argument("--cold", action="store_true",
                         help="measure start-to-ready and the first search with the page cache dropped (root)")
+    parser.add_argument("--keep", type=Path, help="build in DIR/<mode>-<gallery> and keep it (for bench.cold_start)")
     parser.add_argument("--out", default="scale.json", help="results file name in bench/results")
     args = parser.parse_args(argv)
     overrides: dict = {}
@@ -276,8 +289,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for mode in args.modes:
         for size in args.galleries:
-            with tempfile.TemporaryDirectory() as tmp:
-                server = Server(Path(tmp) / "server") if mode == "server" else None
+            with (_kept(args.keep, mode, size) if args.keep else tempfile.TemporaryDirectory()) as tmp:
+                # a server's files where an embedded store keeps its own (data/chroma): bench.cold_start reopens
+                # a kept directory either way
+                server = Server(Path(tmp) / "data" / "chroma") if mode == "server" else None
                 try:
                     rows.append(run(mode, size, synthetic, enrolled, probes, server.url if server else "",
                                     Path(tmp) / "data", overrides, args.search_ef,
