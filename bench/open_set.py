@@ -1,6 +1,6 @@
 """Open-set identification measured as NIST's 1:N track does: FNIR at a fixed FPIR, per gallery size.
 
-    .venv/bin/python -m bench.open_set            # ~10 min on 2 cores; needs bench.lfw's cached embeddings
+    .venv/bin/python -m bench.open_set            # ~25 min on 2 shared cores; needs bench.lfw's cached embeddings
 
 A *mated* search is a photo of an enrolled person; it misses (FNIR) unless its own person is the best
 candidate and the decision rule accepts. A *non-mated* search is a photo of someone not enrolled; it is a false
