@@ -1,6 +1,6 @@
 """Open-set identification measured as NIST's 1:N track does: FNIR at a fixed FPIR, per gallery size.
 
-    .venv/bin/python -m bench.open_set            # ~10 min on 2 cores; needs bench.lfw's cached embeddings
+    .venv/bin/python -m bench.open_set            # ~25 min on 2 shared cores; needs bench.lfw's cached embeddings
 
 A *mated* search is a photo of an enrolled person; it misses (FNIR) unless its own person is the best
 candidate and the decision rule accepts. A *non-mated* search is a photo of someone not enrolled; it is a false
@@ -53,6 +53,7 @@ from scipy.stats import CensoredData, genpareto
 from service.config import load_settings
 from service.core.calibration import Calibration, IdentifyRule
 
+from . import snorm as sn
 from .datasets import DATA, load_celeba, load_lfw
 from .identify import embeddings
 from .identities import person_labels
@@ -60,6 +61,7 @@ from .lfw import RESULTS
 
 GRID = [1, 3, 10, 30, 100, 300, 1000, 3000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+ZBETAS = (0.0, 0.25, 0.5)   # the margin on normalised scores, s-norm's rules
 FPIRS = (0.03, 0.01, 0.003, 0.001)
 REPORTED_FPIRS = (0.01, 0.003)
 MEASURED = {"lfw": [100, 300, 1000, 2000, 4000], "celeba_dev": [100]}
@@ -137,8 +139,18 @@ class Searches:
     person: np.ndarray
     mate_photos: np.ndarray
     s1_photos: np.ndarray
+    # the raw similarities of the mate and of the best other candidate, which verify's floor applies to (the
+    # same as mate and s1 unless those are normalised scores; +inf where a model does not know it)
+    raw_mate: np.ndarray = None  # type: ignore[assignment]
+    raw1: np.ndarray = None  # type: ignore[assignment]
 
-    FIELDS = ("mate", "s1", "s2", "person", "mate_photos", "s1_photos")
+    FIELDS = ("mate", "s1", "s2", "person", "mate_photos", "s1_photos", "raw_mate", "raw1")
+
+    def __post_init__(self) -> None:
+        if self.raw_mate is None:
+            self.raw_mate = self.mate
+        if self.raw1 is None:
+            self.raw1 = self.s1
 
     def take(self, mask: np.ndarray) -> Searches:
         return Searches(*(getattr(self, f)[mask] for f in self.FIELDS))
@@ -157,24 +169,36 @@ def top2(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def real_searches(dom: Domain, templates: np.ndarray, probe: np.ndarray, kept: np.ndarray, size: int, trials: int,
                   rng: np.random.Generator, eligible: np.ndarray | None = None,
-                  searchers: np.ndarray | None = None) -> Searches:
+                  searchers: np.ndarray | None = None,
+                  z: np.ndarray | None = None) -> Searches | tuple[Searches, Searches]:
     """Searches of every photo (of ``searchers``' people, default all) against ``trials`` random galleries of
-    ``size`` people (drawn from ``eligible``, default all)."""
+    ``size`` people (drawn from ``eligible``, default all). With ``z`` (every photo x person's normalised
+    score), also the same galleries decided on normalised scores (the best candidate the best normalised)."""
     pool = len(dom.names) if eligible is None else eligible  # (an int draws as before: the same galleries)
     rows = np.arange(len(dom.emb)) if searchers is None else np.flatnonzero(np.isin(dom.person, searchers))
     emb, person = dom.emb[rows], dom.person[rows]
     scores = emb @ templates.T  # photo x person
-    out = []
+    zs = None if z is None else z[rows]
+    out, out_z = [], []
+    at = np.arange(len(rows))
     for _ in range(trials):
         gallery = rng.choice(pool, size=size, replace=False)
         own = person[:, None] == gallery[None, :]
         enrolled = own.any(axis=1)
-        mate = np.where(enrolled & probe[rows], scores[np.arange(len(rows)), person], np.nan)
+        mate = np.where(enrolled & probe[rows], scores[at, person], np.nan)
         others = np.where(own, -2.0, scores[:, gallery])
         s1, s2 = top2(others)
         best = gallery[np.argmax(others, axis=1)]
         out.append(Searches(mate, s1, s2, person, kept[person], kept[best]))
-    return Searches.concat(out)
+        if zs is not None:
+            zo = np.where(own, -np.inf, zs[:, gallery])
+            z1, z2 = top2(zo)
+            pick = np.argmax(zo, axis=1)
+            out_z.append(Searches(np.where(np.isnan(mate), np.nan, zs[at, person]), z1, z2, person, kept[person],
+                                  kept[gallery[pick]], mate, others[at, pick]))
+    if zs is None:
+        return Searches.concat(out)
+    return Searches.concat(out), Searches.concat(out_z)
 
 
 # --- the synthetic gallery --------------------------------------------------------------------------------
@@ -218,6 +242,71 @@ def synthetic_blocks(probes: np.ndarray, domain_of: np.ndarray, synth: np.ndarra
         scores = probes @ synth[:draws * n].T
         small[n] = top2(scores.reshape(len(probes), draws, n))
     return best, hist, small
+
+
+ZBINS = np.linspace(-10.0, 15.0, 10001)  # histogram of normalised (s-norm) scores
+
+
+def _zbin(z: np.ndarray) -> np.ndarray:
+    return np.clip(((z - ZBINS[0]) / (ZBINS[-1] - ZBINS[0]) * (len(ZBINS) - 1)).astype(np.int64), 0, len(ZBINS) - 2)
+
+
+def _ztop(z: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """(..., 3): the best two normalised scores over the last axis and the raw score of the best."""
+    z1, z2 = top2(z)
+    if z.shape[-1] == 1:
+        z2 = np.full(z1.shape, ZBINS[0], np.float32)
+    at = np.take_along_axis(raw, np.argmax(z, axis=-1)[..., None], axis=-1)[..., 0]
+    return np.stack([z1, z2, at], axis=-1)
+
+
+def synthetic_blocks_z(probes: np.ndarray, domain_of: np.ndarray, synth: np.ndarray, cohort: sn.Cohort,
+                       probe_mean: np.ndarray, probe_std: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``synthetic_blocks`` for s-norm: per probe and block the best two normalised scores and the raw score of
+    the best (the verify floor is on it); per data set a histogram of every normalised synthetic score; and
+    the small galleries. A synthetic person's cohort statistics are its scores against the same cohort."""
+    n_blocks = len(synth) // BLOCK
+    best = np.zeros((len(probes), n_blocks, 3), np.float32)
+    hist = np.zeros((int(domain_of.max()) + 1, len(ZBINS) - 1), np.int64)
+    pa, pb = (0.5 / probe_std)[:, None].astype(np.float32), (0.5 * probe_mean / probe_std)[:, None].astype(np.float32)
+    step = 5
+    started = time.monotonic()
+
+    def normalised(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = sn.cohort_stats(block @ cohort.emb.T)
+        raw = probes @ block.T
+        ta, tb = (0.5 / std)[None, :].astype(np.float32), (0.5 * mean / std)[None, :].astype(np.float32)
+        return raw * (pa + ta) - (pb + tb), raw
+
+    for b in range(0, n_blocks, step):
+        z, raw = normalised(synth[b * BLOCK:(b + step) * BLOCK])
+        nb = z.shape[1] // BLOCK
+        best[:, b:b + nb] = _ztop(z.reshape(len(probes), nb, BLOCK), raw.reshape(len(probes), nb, BLOCK))
+        binned = _zbin(z)
+        for d in range(hist.shape[0]):
+            hist[d] += np.bincount(binned[domain_of == d].ravel(), minlength=len(ZBINS) - 1)
+        if b % 100 == 0:
+            print(f"  synthetic s-norm {b * BLOCK:,}/{len(synth):,} ({time.monotonic() - started:.0f} s)", flush=True)
+    small = {}
+    for n in (g for g in GRID if g < BLOCK):
+        draws = min(DRAWS, BLOCK // n)
+        z, raw = normalised(synth[:draws * n])
+        small[n] = _ztop(z.reshape(len(probes), draws, n), raw.reshape(len(probes), draws, n))
+    return best, hist, small
+
+
+def gallery_top_z(best: np.ndarray, small: dict, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(draws x probes) best two normalised scores over ``n`` synthetic people and the raw score of the best."""
+    if n < BLOCK:
+        t = small[n]
+    else:
+        per = n // BLOCK
+        draws = min(DRAWS, best.shape[1] // per)
+        merged = best[:, :draws * per].reshape(len(best), draws, per, 3)
+        z1, z2 = top2(np.concatenate([merged[..., 0], merged[..., 1]], axis=-1))
+        at = np.take_along_axis(merged[..., 2], np.argmax(merged[..., 0], axis=-1)[..., None], axis=-1)[..., 0]
+        t = np.stack([z1, z2, at], axis=-1)
+    return t[..., 0].T, t[..., 1].T, t[..., 2].T
 
 
 def gallery_top2(best: np.ndarray, small: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +360,42 @@ def template_impostor_pairs(dom: Domain, k: int, train: bool) -> tuple[np.ndarra
     who, owner = np.broadcast_arrays(dom.person[keep][:, None], np.array(people)[None, :])
     pick = who != owner
     return scores[pick], who[pick].astype(np.int32), owner[pick].astype(np.int32)
+
+
+def template_impostor_pairs_z(dom: Domain, k: int, train: bool, cohort: sn.Cohort, d: int,
+                              photo_stats: sn.Stats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``template_impostor_pairs`` (the same templates) with normalised scores: each side's cohort statistics
+    without both people (``bench.snorm``). ``photo_stats``: every photo of ``dom``'s, own person left out."""
+    keep = np.flatnonzero(dom.train[dom.person] == train)
+    if k == 1:
+        e, who = dom.emb[keep], dom.person[keep]
+        out, first, second = [], [], []
+        for start in range(0, len(e), 1024):
+            s = e[start:start + 1024] @ e.T
+            rows = np.arange(start, min(start + 1024, len(e)))[:, None]
+            i, j = np.nonzero((np.arange(len(e))[None, :] > rows) & (who[rows] != who[None, :]))
+            i += start
+            out.append(sn.z_pairs(s[i - start, j], photo_stats, keep[i], who[i], photo_stats, keep[j], who[j]))
+            first.append(who[i].astype(np.int32))
+            second.append(who[j].astype(np.int32))
+        return np.concatenate(out), np.concatenate(first), np.concatenate(second)
+    order = np.random.default_rng(SEED + 100 + k)
+    photos = dom.photos()
+    people = np.array([p for p, rows in enumerate(photos) if dom.train[p] == train and len(rows) >= k])
+    t = np.stack([dom.emb[order.permutation(photos[p])[:k]].mean(axis=0) for p in people])
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    t_stats = sn.stats(t, cohort, d, people, len(dom.names))
+    scores = dom.emb[keep] @ t.T
+    r, c = np.broadcast_arrays(np.arange(len(keep))[:, None], np.arange(len(people))[None, :])
+    pick = dom.person[keep][r] != people[c]
+    r, c = r[pick], c[pick]
+    z = sn.z_pairs(scores[r, c], photo_stats, keep[r], dom.person[keep][r], t_stats, c, people[c])
+    return z, dom.person[keep][r].astype(np.int32), people[c].astype(np.int32)
+
+
+def template_stats(dom: Domain, templates: np.ndarray, cohort: sn.Cohort, d: int) -> sn.Stats:
+    """Cohort statistics of a gallery's templates (template ``p`` is person ``p``'s)."""
+    return sn.stats(templates, cohort, d, np.arange(len(dom.names)), len(dom.names))
 
 
 def template_impostor_scores(dom: Domain, k: int, train: bool) -> np.ndarray:
@@ -387,10 +512,10 @@ def people_upper_tail(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], point: T
     return UpperTail(point, envelope, 10 / len(scores), level, resamples)
 
 
-def quantile_map(hist: np.ndarray, tail: Tail | UpperTail) -> tuple[np.ndarray, np.ndarray]:
+def quantile_map(hist: np.ndarray, tail: Tail | UpperTail,
+                 edges: np.ndarray = BINS) -> tuple[np.ndarray, np.ndarray]:
     """(synthetic score, real score at the same exceedance probability) on the histogram's bin edges."""
     above = np.concatenate([np.cumsum(hist[::-1])[::-1], [0]]) / hist.sum()
-    edges = BINS
     keep = above > 0
     return edges[keep], tail.quantile(above[keep])
 
@@ -407,10 +532,10 @@ def decision(beta: float, m0: float, s1: np.ndarray, s2: np.ndarray) -> np.ndarr
 
 def threshold_for(s: Searches, beta: float, m0: float, floor: float, fpir: float) -> float:
     """The lowest decision threshold at which at most ``fpir`` of these non-mated searches accept anyone
-    (-1 where verify's threshold alone keeps them below it)."""
-    d = np.sort(decision(beta, m0, s.s1, s.s2)[s.s1 >= floor])[::-1]
+    (-inf where verify's threshold alone keeps them below it)."""
+    d = np.sort(decision(beta, m0, s.s1, s.s2)[s.raw1 >= floor])[::-1]
     allowed = int(np.floor(fpir * len(s.s1)))
-    return float(np.nextafter(d[allowed], np.float32(2))) if allowed < len(d) else -1.0
+    return float(np.nextafter(d[allowed], np.float32(np.inf))) if allowed < len(d) else float("-inf")
 
 
 Thresholds = Callable[[np.ndarray], np.ndarray]   # photos in the decided-on template -> its threshold
@@ -423,9 +548,9 @@ def outcome(s: Searches, beta: float, m0: float, floor: float,
     template it is about (the mate's, or the best other candidate's), as the service decides."""
     mated = ~np.isnan(s.mate)
     mate = s.mate[mated]
-    hit = ((mate > s.s1[mated]) & (mate >= floor)
+    hit = ((mate > s.s1[mated]) & (s.raw_mate[mated] >= floor)
            & (decision(beta, m0, mate, s.s1[mated]) >= thresholds(s.mate_photos[mated])))
-    fp = (s.s1 >= floor) & (decision(beta, m0, s.s1, s.s2) >= thresholds(s.s1_photos))
+    fp = (s.raw1 >= floor) & (decision(beta, m0, s.s1, s.s2) >= thresholds(s.s1_photos))
     return hit, fp
 
 
@@ -445,6 +570,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthetic", type=int, default=1_000_000, help="largest synthetic gallery")
     parser.add_argument("--trials", type=int, default=5, help="random real galleries per size")
+    parser.add_argument("--out", type=Path, default=RESULTS / "open_set.json",
+                        help="results file (the service reads the default one; a trial run belongs elsewhere)")
     args = parser.parse_args(argv)
     settings = load_settings()
     model_id = settings.recognition.model
@@ -473,7 +600,33 @@ def main(argv: list[str] | None = None) -> None:
     probes = np.concatenate([d.emb for d in doms])
     domain_of = np.concatenate([np.full(len(d.emb), i) for i, d in enumerate(doms)])
     best, hist, small = synthetic_blocks(probes, domain_of, synth)
+    # s-norm: the cohort (one photo of each training person), every photo's cohort statistics (own person left
+    # out), the real normalised impostor tails per template size (point and people bound, as for raw scores),
+    # and the synthetic galleries' normalised scores, mapped onto those tails as raw scores are onto theirs
+    cohort = sn.build(doms)
+    photo_stats = [sn.stats(d.emb, cohort, i, d.person, len(d.names)) for i, d in enumerate(doms)]
+    ztails_k: dict[tuple[str, int], Tail] = {}
+    zupper_k: dict[tuple[str, int], UpperTail] = {}
+    zm0 = 0.0
+    for i, d in enumerate(doms):
+        for k in PHOTOS:
+            pairs = template_impostor_pairs_z(d, k, True, cohort, i, photo_stats[i])
+            if i == 0 and k == 1:
+                zm0 = round(float(np.median(pairs[0])), 4)
+            ztails_k[(d.name, k)] = fit_tail(pairs[0], exceedances=1000 if d.name == "lfw" else 300, resamples=0)
+            zupper_k[(d.name, k)] = people_upper_tail(pairs, ztails_k[(d.name, k)])
+            del pairs
+    print("s-norm tails:", json.dumps({f"{name} k={k}": t.summary() for (name, k), t in zupper_k.items()}),
+          flush=True)
+    moments = [st.mean_std(np.arange(len(d.emb))) for st, d in zip(photo_stats, doms)]
+    zbest, zhist, zsmall = synthetic_blocks_z(probes, domain_of, synth, cohort,
+                                              np.concatenate([m for m, _ in moments]),
+                                              np.concatenate([v for _, v in moments]))
     del synth
+    zmaps = {(d.name, k): quantile_map(zhist[i], ztails_k[(d.name, k)], ZBINS) for i, d in enumerate(doms)
+             for k in PHOTOS}
+    zupper_maps = {(d.name, k): quantile_map(zhist[i], zupper_k[(d.name, k)], ZBINS) for i, d in enumerate(doms)
+                   for k in PHOTOS}
     # the synthetic gallery's scores mapped onto the real impostor scores against templates of k photos
     maps = {(d.name, k): quantile_map(hist[i], tails_k[(d.name, k)]) for i, d in enumerate(doms) for k in PHOTOS}
     upper_maps = {(d.name, k): quantile_map(hist[i], upper_k[(d.name, k)]) for i, d in enumerate(doms)
@@ -487,15 +640,23 @@ def main(argv: list[str] | None = None) -> None:
     # templates of k photos each; measured ones up to k (most LFW people have one photo), or 1 to 5 (MIXED).
     searches: dict[tuple[str, int | str, int, bool], Searches] = {}
     bound: dict[tuple[str, int, int], Searches] = {}  # the modelled galleries again, mapped onto the people bound
+    # the same searches decided on normalised scores (s-norm)
+    zsearches: dict[tuple[str, int | str, int, bool], Searches] = {}
+    zbound: dict[tuple[str, int, int], Searches] = {}
     synthetic: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}  # (draws x photos) best two, mapped
     for i, dom in enumerate(doms):
         mine = domain_of == i
         for k in PHOTOS:
             templates, probe, kept = enrol(dom, k, np.random.default_rng(SEED + k))
+            zfull = sn.z_matrix(dom.emb @ templates.T, photo_stats[i], dom.person,
+                                template_stats(dom, templates, cohort, i))
             if k in (1, 3):
                 for n in MEASURED[dom.name]:
-                    searches[(dom.name, k, n, True)] = real_searches(dom, templates, probe, kept, n, args.trials, rng)
+                    searches[(dom.name, k, n, True)], zsearches[(dom.name, k, n, True)] = real_searches(
+                        dom, templates, probe, kept, n, args.trials, rng, z=zfull)  # type: ignore[misc]
             mate_all = np.where(probe, np.einsum("ij,ij->i", dom.emb, templates[dom.person]), np.nan)
+            zmate = np.where(probe, zfull[np.arange(len(dom.emb)), dom.person], np.nan)
+            del zfull
             for n in grid:
                 if (dom.name, k, n) not in synthetic:
                     s1, s2 = gallery_top2(best[mine], {g: (v[0][mine], v[1][mine]) for g, v in small.items()}, n)
@@ -514,26 +675,43 @@ def main(argv: list[str] | None = None) -> None:
                     np.full(int(train.sum()), np.nan), apply_map(raw1, upper_maps[(dom.name, k)]).ravel()[train],
                     apply_map(raw2, upper_maps[(dom.name, k)]).ravel()[train], np.tile(dom.person, draws)[train],
                     np.tile(kept[dom.person], draws)[train], np.full(int(train.sum()), k))
+                z1, z2, r1 = gallery_top_z(zbest[mine], {g: v[mine] for g, v in zsmall.items()}, n)
+                zsearches[(dom.name, k, n, False)] = Searches(
+                    np.tile(zmate, draws), apply_map(z1, zmaps[(dom.name, k)]).ravel(),
+                    apply_map(z2, zmaps[(dom.name, k)]).ravel(), np.tile(dom.person, draws),
+                    np.tile(kept[dom.person], draws), np.full(z1.size, k), np.tile(mate_all, draws),
+                    apply_map(r1, maps[(dom.name, k)]).ravel())
+                zbound[(dom.name, k, n)] = Searches(
+                    np.full(int(train.sum()), np.nan), apply_map(z1, zupper_maps[(dom.name, k)]).ravel()[train],
+                    apply_map(z2, zupper_maps[(dom.name, k)]).ravel()[train], np.tile(dom.person, draws)[train],
+                    np.tile(kept[dom.person], draws)[train], np.full(int(train.sum()), k),
+                    np.full(int(train.sum()), np.nan), apply_map(r1, upper_maps[(dom.name, k)]).ravel()[train])
         print(f"searches of {dom.name} ready", flush=True)
     # Measured galleries of people with 1 to 5 photos each (as many as they have, one always left to search).
     mixed_rng = np.random.default_rng(SEED + 50)
-    for dom in doms:
+    for i, dom in enumerate(doms):
         templates, probe, kept = enrol(dom, mixed_rng.integers(1, 6, len(dom.names)), mixed_rng)
+        zfull = sn.z_matrix(dom.emb @ templates.T, photo_stats[i], dom.person,
+                            template_stats(dom, templates, cohort, i))
         for n in MEASURED[dom.name]:
-            searches[(dom.name, MIXED, n, True)] = real_searches(dom, templates, probe, kept, n, args.trials,
-                                                                 mixed_rng)
+            searches[(dom.name, MIXED, n, True)], zsearches[(dom.name, MIXED, n, True)] = real_searches(
+                dom, templates, probe, kept, n, args.trials, mixed_rng, z=zfull)  # type: ignore[misc]
     # Real galleries of training people whose templates all hold exactly k photos, searched by training people:
     # where the data allows (30 people up to 80% of those with k photos), they bound the thresholds for k.
     calib: dict[tuple[str, int, int], Searches] = {}
+    zcalib: dict[tuple[str, int, int], Searches] = {}
     calib_rng = np.random.default_rng(SEED + 60)
-    for dom in doms:
+    for i, dom in enumerate(doms):
         training = np.flatnonzero(dom.train)
         for k in PHOTOS[1:]:
             templates, kept = first_photos(dom, k, np.random.default_rng(SEED + 70 + k))
             eligible = np.flatnonzero(dom.train & (kept == k))
+            zfull = sn.z_matrix(dom.emb @ templates.T, photo_stats[i], dom.person,
+                                template_stats(dom, templates, cohort, i))
             for n in (n for n in grid if 30 <= n <= 0.8 * len(eligible)):
-                calib[(dom.name, k, n)] = real_searches(dom, templates, np.zeros(len(dom.emb), bool), kept, n,
-                                                        args.trials, calib_rng, eligible, training)
+                calib[(dom.name, k, n)], zcalib[(dom.name, k, n)] = real_searches(  # type: ignore[misc]
+                    dom, templates, np.zeros(len(dom.emb), bool), kept, n, args.trials, calib_rng, eligible,
+                    training, z=zfull)
     print("real k-photo calibration galleries:", sorted(calib), flush=True)
 
     def split(s: Searches, dom: Domain, train: bool) -> Searches:
@@ -542,33 +720,40 @@ def main(argv: list[str] | None = None) -> None:
     # Thresholds per rule and template size from the training people's non-mated searches: the strictest of
     # the data sets, of the modelled galleries (mapped onto the point tails, or onto the people bound) and,
     # where real galleries exist, of the measured ones.
-    def table(beta: float, fpir: float, k: int, people_bound: bool) -> np.ndarray:
+    families = {"raw": (searches, bound, calib, m0), "snorm": (zsearches, zbound, zcalib, zm0)}
+
+    def nothing(beta: float, family: str) -> float:
+        """The rule's threshold that adds nothing to verify's floor (the second candidate no better than m0)."""
+        return verify - beta * m0 if family == "raw" else float(ZBINS[0])
+
+    def table(beta: float, fpir: float, k: int, people_bound: bool, family: str = "raw") -> np.ndarray:
+        fs, fb, fc, fm0 = families[family]
         out = []
         for n in grid:
-            ts = [threshold_for(bound[(d.name, k, n)] if people_bound else
-                                split(searches[(d.name, k, n, False)], d, True), beta, m0, verify, fpir)
+            ts = [threshold_for(fb[(d.name, k, n)] if people_bound else
+                                split(fs[(d.name, k, n, False)], d, True), beta, fm0, verify, fpir)
                   for d in doms]
             if k == 1:
-                ts += [threshold_for(split(searches[(d.name, 1, n, True)], d, True), beta, m0, verify, fpir)
-                       for d in doms if (d.name, 1, n, True) in searches]
+                ts += [threshold_for(split(fs[(d.name, 1, n, True)], d, True), beta, fm0, verify, fpir)
+                       for d in doms if (d.name, 1, n, True) in fs]
             else:
-                ts += [threshold_for(calib[(d.name, k, n)], beta, m0, verify, fpir)
-                       for d in doms if (d.name, k, n) in calib]
+                ts += [threshold_for(fc[(d.name, k, n)], beta, fm0, verify, fpir)
+                       for d in doms if (d.name, k, n) in fc]
             out.append(max(ts))
         # where verify's threshold alone holds the FPIR, the rule's own threshold is the one that adds nothing
         # when the second candidate is no better than m0; and a larger gallery never gets a lower threshold
-        return np.maximum.accumulate([t if t > -1 else verify - beta * m0 for t in out])
+        return np.maximum.accumulate([t if np.isfinite(t) else nothing(beta, family) for t in out])
 
-    def tables(beta: float, people_bound: bool) -> dict[int, dict[float, list[list[float]]]]:
+    def tables(beta: float, people_bound: bool, family: str = "raw") -> dict[int, dict[float, list[list[float]]]]:
         """Per template size and FPIR; a template of more photos never gets a lower threshold."""
         out: dict[int, dict[float, list[list[float]]]] = {k: {} for k in PHOTOS}
         for f in FPIRS:
             below = np.full(len(grid), -np.inf)
             for k in PHOTOS:
-                below = np.maximum(below, table(beta, f, k, people_bound))
+                below = np.maximum(below, table(beta, f, k, people_bound, family))
                 # a fitted threshold rounded up (rounded down, it would let the ties at it through); verify's
                 # floor rounded down (s1 must reach verify's threshold anyway)
-                out[k][f] = [[n, float(np.ceil(t * 1e5) / 1e5 if t > verify - beta * m0 + 1e-9 else
+                out[k][f] = [[n, float(np.ceil(t * 1e5) / 1e5 if t > nothing(beta, family) + 1e-9 else
                                        np.floor(t * 1e5) / 1e5)] for n, t in zip(grid, below)]
         return out
 
@@ -578,6 +763,10 @@ def main(argv: list[str] | None = None) -> None:
     # the rule served until the people bound (point tails), and the rules fitted to the people bound
     point_rules = {beta: IdentifyRule(rule_name(beta, False), beta, m0, tables(beta, False)) for beta in BETAS}
     rules = {beta: IdentifyRule(rule_name(beta, True), beta, m0, tables(beta, True)) for beta in BETAS}
+    # s-norm rules: the same fit (people bound, real galleries, per template size) on normalised scores
+    zrules = {beta: sn.SnormRule(f"snorm_{beta:g}_by_photos_people95", beta, zm0, tables(beta, True, "snorm"))
+              for beta in ZBETAS}
+    family_of = {r.name: "snorm" for r in zrules.values()}
 
     def fixed(threshold: float) -> Thresholds:
         return lambda photos: np.full(len(photos), threshold)
@@ -588,7 +777,8 @@ def main(argv: list[str] | None = None) -> None:
 
     def evaluate(rule_name: str, decide: Decide, dom: Domain, k: int | str, n: int, measured: bool, fpir: float,
                  train: bool = False) -> dict:
-        s = split(searches[(dom.name, k, n, measured)], dom, train)
+        fs = families[family_of.get(rule_name, "raw")][0]
+        s = split(fs[(dom.name, k, n, measured)], dom, train)
         beta, m0_, thresholds = decide(n, fpir)
         hit, fp = outcome(s, beta, m0_, verify, thresholds)
         mated = ~np.isnan(s.mate)
@@ -604,7 +794,7 @@ def main(argv: list[str] | None = None) -> None:
                "threshold": round(float(thresholds(np.array([k if isinstance(k, int) else 1]))[0]), 4)}
         if measured and not train:  # the same galleries searched by the training people (who set the thresholds)
             row["fpir_measured_training_people"] = round(float(outcome(
-                split(searches[(dom.name, k, n, measured)], dom, True), beta, m0_, verify, thresholds)[1].mean()), 5)
+                split(fs[(dom.name, k, n, measured)], dom, True), beta, m0_, verify, thresholds)[1].mean()), 5)
         if not isinstance(k, int):  # whose template the false positives were
             row["false_positives_by_photos"] = {str(p): int(fp[s.s1_photos == p].sum())
                                                 for p in np.unique(s.s1_photos)}
@@ -617,6 +807,11 @@ def main(argv: list[str] | None = None) -> None:
                           train=True)["fnir"] for d in doms for n in grid if n >= 1000]
         selection[rule.name] = round(float(np.mean(fnirs)), 4)
     chosen = rules[min(BETAS, key=lambda b: selection[rules[b].name])]
+    for rule in zrules.values():
+        fnirs = [evaluate(rule.name, lambda n, f, r=rule: (r.beta, r.m0, by_photos(r, n, f)), d, 1, n, False, 0.01,
+                          train=True)["fnir"] for d in doms for n in grid if n >= 1000]
+        selection[rule.name] = round(float(np.mean(fnirs)), 4)
+    zchosen = zrules[min(ZBETAS, key=lambda b: selection[zrules[b].name])]
     print("selection (training people, mean FNIR at FPIR 0.01):", selection, "->", chosen.name, flush=True)
     # the rule served until the people bound: the same rule on the point tails; and until thresholds per
     # template size: that rule's one-photo table for everyone
@@ -635,6 +830,7 @@ def main(argv: list[str] | None = None) -> None:
     if chosen.beta:
         plain = rules[0.0]
         compared[plain.name] = lambda n, f: (0.0, plain.m0, by_photos(plain, n, f))
+    compared[zchosen.name] = lambda n, f: (zchosen.beta, zchosen.m0, by_photos(zchosen, n, f))
     rows = []
     for name, decide in compared.items():
         for (dname, k, n, measured) in searches:
@@ -657,11 +853,16 @@ def main(argv: list[str] | None = None) -> None:
                                               for d in doms},
         "calibration_galleries": {f"{d} k={k} N={n}": int(len(c.s1)) for (d, k, n), c in sorted(calib.items())},
         "synthetic_realism": realism,
+        "snorm": {"rule": zchosen.to_json(), "cohort_people": int(len(cohort.emb)), "top": sn.TOP,
+                  "impostor_tails_by_photos": {d.name: {str(k): ztails_k[(d.name, k)].summary() for k in PHOTOS}
+                                               for d in doms},
+                  "impostor_tails_by_photos_people95": {d.name: {str(k): zupper_k[(d.name, k)].summary()
+                                                                 for k in PHOTOS} for d in doms}},
         "verify_threshold": round(verify, 4), "multi_photo": multi, "rows": rows}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "open_set.json").write_text(dump(result))
-    plot(rows, RESULTS / "open_set.png", chosen.name)
-    print(markdown(rows, [one_table.name, served.name, chosen.name]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(dump(result))
+    plot(rows, args.out.with_suffix(".png"), chosen.name)
+    print(markdown(rows, [one_table.name, served.name, chosen.name, zchosen.name]))
 
 
 def dump(result: dict) -> str:
