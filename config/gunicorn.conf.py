@@ -27,11 +27,17 @@ _worker.READ_TIMEOUT = _settings.server.request_read_timeout_s
 _worker.DRAIN_S = _settings.server.drain_s
 
 # Prometheus multiprocess mode (service/web/metrics.py): every worker writes its samples here and any worker's
-# /metrics sums them. Emptied at each start: samples of a previous run's processes must not be summed in.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="faceid-metrics-")
+# /metrics sums them. Emptied at each start: samples of a previous run's processes must not be summed in. A
+# directory made here (no PROMETHEUS_MULTIPROC_DIR given) is removed at exit (``on_exit``): each start would
+# otherwise leave one behind in the temporary directory. A configuration reload (SIGHUP) reads this file
+# again with the variable set, so the made one is remembered in GUNICORN_MADE_METRICS_DIR (not a FACEID_
+# name: those are settings, and an unknown one is refused).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["GUNICORN_MADE_METRICS_DIR"] = \
+        tempfile.mkdtemp(prefix="faceid-metrics-")
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 shutil.rmtree(_metrics_dir, ignore_errors=True)
 os.makedirs(_metrics_dir, mode=0o700, exist_ok=True)
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 bind = _settings.server.bind
 workers = _settings.server.workers
@@ -66,3 +72,9 @@ def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signat
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """The samples' directory goes with the master when this start made it (an operator's stays)."""
+    if os.environ.get("GUNICORN_MADE_METRICS_DIR") == _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -135,7 +135,7 @@ def test_rate_limit_hits_are_counted(client, make_app):
 def test_sigterm_drains_before_stopping(metered):
     """After SIGTERM /readyz answers 503 at once while verify keeps answering 200 for the drain; then the
     process exits cleanly by itself."""
-    proc, base, _ = metered
+    proc, base, data_dir = metered
     results: list[int | str] = []
     stop = threading.Event()
 
@@ -171,6 +171,25 @@ def test_sigterm_drains_before_stopping(metered):
     worker.join(timeout=60)
     assert all(r == 200 for r in results[:-1]) and results[0] == 200, results
     assert time.monotonic() - signalled >= 3.0
+    assert any((data_dir / "prometheus").glob("*.db"))  # the operator's PROMETHEUS_MULTIPROC_DIR is theirs
+
+
+def test_a_metrics_directory_made_at_start_goes_at_exit(tmp_path, settings, app):
+    """Without PROMETHEUS_MULTIPROC_DIR each start makes its samples' directory in the temporary directory, and
+    removes it when it stops: restarts must not pile them up there."""
+    scratch, data_dir = tmp_path / "tmp", tmp_path / "data"
+    scratch.mkdir()
+    data_dir.mkdir()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # gunicorn gets the tests' environment
+    proc, base = start_gunicorn(data_dir, settings.models_dir, TMPDIR=str(scratch))
+    try:
+        assert requests.get(f"{base}/metrics", headers=E2E_ADMIN, timeout=10).status_code == 200
+        made = list(scratch.glob("faceid-metrics-*"))
+        assert len(made) == 1 and any(made[0].glob("*.db")), made
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert not list(scratch.glob("faceid-metrics-*"))
 
 
 def _gunicorn_refuses(tmp_path: Path, **env: str) -> str:
