@@ -216,32 +216,53 @@ def generator(doms: list[Domain], rng: np.random.Generator, size: int) -> np.nda
 BINS = np.linspace(0.0, 1.0, 4001)
 
 
+def _walk(probes: np.ndarray, domain_of: np.ndarray, synth: np.ndarray,
+          score: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+          top: Callable[[np.ndarray, np.ndarray], np.ndarray], width: int,
+          bin_of: Callable[[np.ndarray], np.ndarray], n_bins: int,
+          label: str) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """The walk over the synthetic gallery that raw and normalised scores share. ``score(people)`` is (the
+    probes' scores against those people, their raw similarities); ``top(scores, raw)`` the ``width`` numbers kept
+    per probe and gallery (over the last axis). Per probe and block of BLOCK people: ``top``; per data set, a
+    histogram of every score in ``n_bins`` bins (``bin_of``, for the quantile map); and, for galleries smaller
+    than a block, ``top`` of DRAWS disjoint small galleries taken from the first block."""
+    n_blocks = len(synth) // BLOCK
+    best = np.zeros((len(probes), n_blocks, width), np.float32)
+    hist = np.zeros((int(domain_of.max()) + 1, n_bins), np.int64)
+    step = 5
+    started = time.monotonic()
+    for b in range(0, n_blocks, step):
+        scores, raw = score(synth[b * BLOCK:(b + step) * BLOCK])
+        nb = scores.shape[1] // BLOCK
+        best[:, b:b + nb] = top(scores.reshape(len(probes), nb, BLOCK), raw.reshape(len(probes), nb, BLOCK))
+        binned = bin_of(scores)
+        for d in range(hist.shape[0]):
+            hist[d] += np.bincount(binned[domain_of == d].ravel(), minlength=n_bins)
+        if b % 100 == 0:
+            print(f"  synthetic{label} {b * BLOCK:,}/{len(synth):,} ({time.monotonic() - started:.0f} s)", flush=True)
+    small = {}
+    for n in (g for g in GRID if g < BLOCK):
+        draws = min(DRAWS, BLOCK // n)
+        scores, raw = score(synth[:draws * n])
+        small[n] = top(scores.reshape(len(probes), draws, n), raw.reshape(len(probes), draws, n))
+    return best, hist, small
+
+
 def synthetic_blocks(probes: np.ndarray, domain_of: np.ndarray, synth: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                                                dict[int, tuple]]:
     """Per probe and block of BLOCK synthetic people: the best two scores; per data set, a histogram of every
     synthetic score (for the quantile map); and, for galleries smaller than a block, the best two of DRAWS
     disjoint small galleries taken from the first block."""
-    n_blocks = len(synth) // BLOCK
-    best = np.zeros((len(probes), n_blocks, 2), np.float32)
-    hist = np.zeros((int(domain_of.max()) + 1, len(BINS) - 1), np.int64)
-    step = 5
-    started = time.monotonic()
-    for b in range(0, n_blocks, step):
-        scores = probes @ synth[b * BLOCK:(b + step) * BLOCK].T
-        nb = scores.shape[1] // BLOCK
-        s1, s2 = top2(scores.reshape(len(probes), nb, BLOCK))
-        best[:, b:b + nb, 0], best[:, b:b + nb, 1] = s1, s2
-        binned = np.clip((scores * (len(BINS) - 1)).astype(np.int64), 0, len(BINS) - 2)
-        for d in range(hist.shape[0]):
-            hist[d] += np.bincount(binned[domain_of == d].ravel(), minlength=len(BINS) - 1)
-        if b % 100 == 0:
-            print(f"  synthetic {b * BLOCK:,}/{len(synth):,} ({time.monotonic() - started:.0f} s)", flush=True)
-    small = {}
-    for n in (g for g in GRID if g < BLOCK):
-        draws = min(DRAWS, BLOCK // n)
-        scores = probes @ synth[:draws * n].T
-        small[n] = top2(scores.reshape(len(probes), draws, n))
-    return best, hist, small
+    def raw_scores(people: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = probes @ people.T
+        return scores, scores
+
+    def bin_of(scores: np.ndarray) -> np.ndarray:
+        return np.clip((scores * (len(BINS) - 1)).astype(np.int64), 0, len(BINS) - 2)
+
+    best, hist, small = _walk(probes, domain_of, synth, raw_scores, lambda s, _: np.stack(top2(s), axis=-1), 2,
+                              bin_of, len(BINS) - 1, "")
+    return best, hist, {n: (t[..., 0], t[..., 1]) for n, t in small.items()}
 
 
 ZBINS = np.linspace(-10.0, 15.0, 10001)  # histogram of normalised (s-norm) scores
@@ -265,34 +286,15 @@ def synthetic_blocks_z(probes: np.ndarray, domain_of: np.ndarray, synth: np.ndar
     """``synthetic_blocks`` for s-norm: per probe and block the best two normalised scores and the raw score of
     the best (the verify floor is on it); per data set a histogram of every normalised synthetic score; and
     the small galleries. A synthetic person's cohort statistics are its scores against the same cohort."""
-    n_blocks = len(synth) // BLOCK
-    best = np.zeros((len(probes), n_blocks, 3), np.float32)
-    hist = np.zeros((int(domain_of.max()) + 1, len(ZBINS) - 1), np.int64)
     pa, pb = (0.5 / probe_std)[:, None].astype(np.float32), (0.5 * probe_mean / probe_std)[:, None].astype(np.float32)
-    step = 5
-    started = time.monotonic()
 
-    def normalised(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, std = sn.cohort_stats(block @ cohort.emb.T)
-        raw = probes @ block.T
+    def normalised(people: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = sn.cohort_stats(people @ cohort.emb.T)
+        raw = probes @ people.T
         ta, tb = (0.5 / std)[None, :].astype(np.float32), (0.5 * mean / std)[None, :].astype(np.float32)
         return raw * (pa + ta) - (pb + tb), raw
 
-    for b in range(0, n_blocks, step):
-        z, raw = normalised(synth[b * BLOCK:(b + step) * BLOCK])
-        nb = z.shape[1] // BLOCK
-        best[:, b:b + nb] = _ztop(z.reshape(len(probes), nb, BLOCK), raw.reshape(len(probes), nb, BLOCK))
-        binned = _zbin(z)
-        for d in range(hist.shape[0]):
-            hist[d] += np.bincount(binned[domain_of == d].ravel(), minlength=len(ZBINS) - 1)
-        if b % 100 == 0:
-            print(f"  synthetic s-norm {b * BLOCK:,}/{len(synth):,} ({time.monotonic() - started:.0f} s)", flush=True)
-    small = {}
-    for n in (g for g in GRID if g < BLOCK):
-        draws = min(DRAWS, BLOCK // n)
-        z, raw = normalised(synth[:draws * n])
-        small[n] = _ztop(z.reshape(len(probes), draws, n), raw.reshape(len(probes), draws, n))
-    return best, hist, small
+    return _walk(probes, domain_of, synth, normalised, _ztop, 3, _zbin, len(ZBINS) - 1, " s-norm")
 
 
 def gallery_top_z(best: np.ndarray, small: dict, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
