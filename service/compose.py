@@ -20,7 +20,7 @@ from .core.keys import Keys
 from .core.pipeline import FacePipeline, ImageLimits
 from .core.quality import QualityLimits
 from .core.recognizer import Policy, Recognizer
-from .errors import ConfigError
+from .errors import ConfigError, StoreUnavailable
 from .keys import load_keys
 from .logs import AUDITED
 from .store.audit import AuditTableHandler
@@ -34,6 +34,8 @@ from .vision.crops import OpenCvCrops
 from .vision.detector import FaceDetector
 from .vision.embedders.registry import create_embedder
 from .vision.threads import set_opencv_threads
+
+log = logging.getLogger(__name__)
 
 
 def build_pipeline(settings: Settings, model_id: str | None = None) -> FacePipeline:
@@ -199,6 +201,19 @@ def build_recognizer(settings: Settings) -> Recognizer:
     return Recognizer(pipeline, store, calibration, rules)
 
 
+def load_index(store: RecordsStore, timeout_s: float) -> None:
+    """The index read into memory before the process serves, so that no request waits for it (at 1M people
+    from a cold disk that outlasts a search's own deadline). An index that does not answer in time does not stop
+    the start: verify and health need none, and searches answer 503 until it has loaded."""
+    try:
+        seconds = store.load_index(timeout_s)
+    except StoreUnavailable:
+        log.warning("index not loaded at start: searches answer 503 until it is", extra={"timeout_s": timeout_s})
+        return
+    if seconds is not None:
+        log.info("index loaded", extra={"seconds": round(seconds, 2)})
+
+
 @dataclass(frozen=True)
 class Service:
     """What one serving process holds: the recognizer, the keys and the audit table on one database engine.
@@ -219,6 +234,7 @@ def open_service(settings: Settings) -> Service:
         stack.callback(engine.dispose)
         store = open_store(settings, pipeline.embedder.model_id, pipeline.embedder.dim, engine=engine)
         stack.callback(store.close)
+        load_index(store, settings.store.index_load_timeout_s)
         keys = load_keys(settings, engine)
         audit = None
         if settings.audit.table:

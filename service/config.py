@@ -133,6 +133,11 @@ class Store(Section):
     # answers 503 store_unavailable, and verify and health, which need neither, keep answering.
     index_timeout_s: float = 5.0
     database_timeout_s: float = 10.0
+    # Longest wait, at a serving process's start, for the index to be read into memory (Chroma loads it at the
+    # first search; 1M people from a cold disk take several seconds). Past it the start goes on, and searches
+    # answer 503 until the load is done. At most 45: gunicorn kills a worker still booting after its 60 s
+    # ``timeout`` (config/gunicorn.conf.py).
+    index_load_timeout_s: float = 30.0
     # The embedded index refuses writes while its disk has less than this many MiB free (they wait in the
     # outbox and are applied when there is room): embedded Chroma that hits a full disk mid-write can hang.
     index_min_free_mb: int = 64
@@ -140,9 +145,9 @@ class Store(Section):
     # neighbours (M) and construction ef are fixed when it is created (`enroll rebuild-index` applies new ones);
     # search ef is also given to an existing generation when the store opens it (a Chroma server that already
     # holds that index applies it at its next restart).
-    index_hnsw_m: int = 32
+    index_hnsw_m: int = 48
     index_hnsw_construction_ef: int = 200
-    index_hnsw_search_ef: int = 200
+    index_hnsw_search_ef: int = 400
     # Per model id, the mean vector the index centres its vectors on (ranking only: decisions use the raw
     # templates); written by `python -m bench.centre`. A model without an entry is indexed uncentred.
     index_centres_file: Path = ROOT / "bench" / "results" / "centres.json"
@@ -367,6 +372,7 @@ def _validate(s: Settings) -> None:
 
     need(store.compact_interval_s >= 0, "compact_interval_s", "seconds, 0 = never")
     need(0 < store.index_timeout_s <= 300, "index_timeout_s", "seconds, 0-300")
+    need(0 < store.index_load_timeout_s <= 45, "index_load_timeout_s", "seconds, 0-45")
     need(store.index_min_free_mb >= 0, "index_min_free_mb", "MiB, 0 or more")
     need(0 < store.database_timeout_s <= 300, "database_timeout_s", "seconds, 0-300")
     need(4 <= store.index_hnsw_m <= 128, "index_hnsw_m", "4..128")

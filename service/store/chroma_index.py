@@ -65,9 +65,9 @@ class Hnsw:
     see the README's scale section). M and construction ef are fixed when it is created; search ef follows the
     configuration when the store opens it (``_follow_search_ef``). Chroma's defaults (16, 100, 100) find the
     exact nearest person for only 64.5% of real probes at 100k people."""
-    max_neighbors: int = 32
+    max_neighbors: int = 48
     ef_construction: int = 200
-    ef_search: int = 200
+    ef_search: int = 400
 
     def configuration(self) -> dict[str, Any]:
         return {"hnsw": {"space": "cosine", "max_neighbors": self.max_neighbors,
@@ -167,7 +167,7 @@ class Centre:
 
 
 _WRITES = frozenset({"create", "upsert", "erase"})
-_READS = frozenset({"query", "ids", "heartbeat"})
+_READS = frozenset({"query", "ids", "heartbeat", "load"})
 # Chroma 1.x answers a search that meets a collection's first write before its HNSW segment is on disk with
 # this InternalError (reproduced on `chroma run`: 3 searching threads and one writer on a new collection, 31
 # errors in 40 trials). It is gone a moment later, so a read retries it within its deadline instead of
@@ -358,6 +358,15 @@ class PersonIndex:
                            n_results=wanted, include=["distances"])
         got = self._call("query", name, search)
         return [(pid, 1.0 - float(d)) for pid, d in zip(got["ids"][0], got["distances"][0], strict=True)]
+
+    def load(self, name: str, timeout_s: float) -> None:
+        """Read the collection's HNSW index into memory now, under a deadline of its own. Chroma loads an index
+        lazily, at its first query, and a big one read from a cold disk outlasts the per-call deadline (1M
+        people at M 48: over 5 s), so without this the first searches after a start would answer 503."""
+        probe = np.zeros((1, self.dim), np.float32)
+        probe[0, 0] = 1.0
+        self._call("load", name, lambda c: c.query(query_embeddings=probe.tolist(), n_results=1, include=[]),
+                   timeout_s=timeout_s)
 
     def ids(self, name: str) -> set[str]:
         """Every indexed person id, read in pages (``enroll repair``)."""

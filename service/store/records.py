@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -182,6 +183,20 @@ class RecordsStore:
             return self.index.heartbeat(gallery.collection)
         except GenerationGone:
             return self.index.heartbeat(self.gallery().collection)
+
+    def load_index(self, timeout_s: float) -> float | None:
+        """Read the current generation's index into memory, for a serving process's start: the seconds it took,
+        or None with nobody indexed. The first request then does not pay for it, nor answer 503 while a big
+        index comes off a cold disk."""
+        gallery = self.gallery()
+        if not gallery.collection or not gallery.persons:
+            return None
+        started = time.monotonic()
+        try:
+            self.index.load(gallery.collection, timeout_s)
+        except GenerationGone:  # switched by another instance meanwhile: load the new one
+            self.index.load(self.gallery().collection, timeout_s)
+        return time.monotonic() - started
 
     def person_count(self) -> int:
         """The maintained count: one row read, whatever the gallery's size."""
