@@ -1,6 +1,13 @@
 """Scale-out mode: two service instances share one PostgreSQL records database and one `chroma run` index
 server, and an index that goes away gives 503 store_unavailable for search (never a 500), while reads of the
 records still answer."""
+import signal
+import time
+
+import pytest
+
+from service.errors import StoreUnavailable
+
 from .conftest import ADMIN, CLIENT, upload
 from .helpers import assert_error
 
@@ -36,6 +43,23 @@ def test_store_going_away_is_503_store_unavailable(chroma_server, make_app):
     assert client.get("/v1/persons", headers=ADMIN).status_code == 200  # the records do not need the index
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.get_json()["checks"]["store"] is False
+
+
+def test_a_start_against_a_stopped_chroma_server_fails_in_bounded_time(chroma_server, make_app):
+    """A server that accepts connections and never answers (SIGSTOP): Chroma's client asks it who we are while
+    it is constructed, with no timeout, and the start used to hang for good. Now it fails within the index
+    deadline, naming the server, and starts once the server runs again."""
+    url, proc = chroma_server
+    make_app(chroma_url=url)  # the collections exist: a later start only has to reach them
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="did not answer"):
+            make_app(chroma_url=url, index_timeout_s=2.0)
+        assert time.monotonic() - started < 20
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert make_app(chroma_url=url, index_timeout_s=2.0).test_client().get("/readyz").status_code == 200
 
 
 class _BearerProxy:

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,6 +51,29 @@ def bound_calls(client: Any, timeout: float | httpx.Timeout) -> httpx.Timeout | 
     return before
 
 
+def _within(timeout_s: float, chroma_url: str, connect: Callable[[], T]) -> T:
+    """``connect()`` waited for at most ``timeout_s``. Chroma's HttpClient makes its first request (who am I)
+    while it is constructed, on a session without any timeout, before ``bound_calls`` can bound it: a server
+    that accepts connections and never answers (stopped, swamped) hung the service's start for good. On a daemon
+    thread, so that a call stuck for ever does not hold the process at exit either."""
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["client"] = connect()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, raised there
+            result["error"] = exc
+        finally:
+            done.set()
+    threading.Thread(target=run, name="faceid-chroma-connect", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise StoreUnavailable(f"the Chroma server at {chroma_url} did not answer within {timeout_s} s")
+    if "error" in result:
+        raise result["error"]
+    return result["client"]
+
+
 def open_client(data_dir: Path, chroma_url: str = "", token: str = "",
                 timeout_s: float = 10.0) -> tuple[Callable[[], Any], DataDirLock | None]:
     """How to connect to Chroma: the server at ``chroma_url`` (``token`` as a bearer token on every request;
@@ -61,10 +85,10 @@ def open_client(data_dir: Path, chroma_url: str = "", token: str = "",
 
         def connect_server() -> Any:
             try:
-                client = chromadb.HttpClient(host=url.hostname or "localhost",
-                                             port=url.port or (443 if url.scheme == "https" else 8000),
-                                             ssl=url.scheme == "https", settings=chroma_settings,
-                                             headers={"Authorization": f"Bearer {token}"} if token else None)
+                client = _within(timeout_s, chroma_url, lambda: chromadb.HttpClient(
+                    host=url.hostname or "localhost", port=url.port or (443 if url.scheme == "https" else 8000),
+                    ssl=url.scheme == "https", settings=chroma_settings,
+                    headers={"Authorization": f"Bearer {token}"} if token else None))
             except UNAVAILABLE + (ValueError,) as exc:
                 raise StoreUnavailable(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
             bound_calls(client, timeout_s)
