@@ -35,7 +35,7 @@ from service.store.rows import vector
 from service.store.schema import persons
 
 from .latency import RESULTS
-from .scale import MODEL, drop_page_cache, exact_nearest, realistic, searches
+from .scale import MODEL, drop_page_cache, exact_nearest, realistic, searches, timed_start
 from .servers import start_chroma
 
 
@@ -61,17 +61,9 @@ def cold_start(data_dir: Path, chroma_url: str, probes: np.ndarray, nearest: lis
     overrides = {} if search_ef is None else {"index_hnsw_search_ef": search_ef}
     settings = load_settings(data_dir=str(data_dir), chroma_url=chroma_url, **overrides)
     row["search_ef"] = settings.store.index_hnsw_search_ef
-    started = time.monotonic()
-    store = open_store(settings, MODEL, probes.shape[1])
-    row["open_s"] = round(time.monotonic() - started, 2)
+    store, timed = timed_start(settings, probes.shape[1], probes[0])
+    row.update(timed)
     try:
-        # what a serving process does next at its start (``compose.load_index``): ready once the index is read
-        loaded = store.load_index(settings.store.index_load_timeout_s)
-        row["index_load_s"] = None if loaded is None else round(loaded, 2)
-        row["start_to_ready_s"] = round(time.monotonic() - started, 2)
-        started = time.monotonic()
-        store.nearest_persons(probes[0], 5)
-        row["first_search_s"] = round(time.monotonic() - started, 2)
         row.update(searches(store, probes[1:], nearest[1:]))
         # the same searches again, with the records' pages and the index now in memory: the steady state
         row["warm"] = searches(store, probes[1:], nearest[1:])
