@@ -9,6 +9,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -59,15 +62,64 @@ def tree(tmp_path_factory) -> Path:
 
 def _importer(base: str, tree: Path, key: str, report: Path) -> subprocess.Popen:
     env = {**os.environ, "ENROLL_API_KEY": key}
-    return subprocess.Popen([sys.executable, "-m", "enroll", "import", str(tree), "--url", base, "--jobs", "2",
-                             "--report", str(report)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    # Ctrl-C reaches the importer as from a terminal even where these tests run with SIGINT ignored (a shell's
+    # background job): a child inherits an ignored SIGINT, and Python then never raises KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "enroll", "import", str(tree), "--url", base, "--jobs", "2",
+                                 "--report", str(report)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
-def _stop_after(proc: subprocess.Popen, lines: int, sig: int) -> tuple[list[dict], str]:
-    """Let the import report ``lines`` outcomes, then send ``sig``; its outcomes and stderr."""
+@contextmanager
+def _holding(base: str, person_id: str) -> Iterator[tuple[str, threading.Event]]:
+    """A relay in front of the service that holds every request naming ``person_id`` in its path (the
+    importer's first call for a person) until the event is set: an import through it cannot finish before the
+    test's signal lands, however late the test gets to send it (with a 6 s pause before the signal, the import
+    was done before it)."""
+    released = threading.Event()
+
+    class Relay(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def relay(self) -> None:
+            if person_id in self.path:
+                released.wait(60)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            sent = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+            r = requests.request(self.command, base + self.path, data=body, headers=sent, timeout=60)
+            self.send_response(r.status_code)
+            for k, v in r.headers.items():
+                if k.lower() not in ("content-length", "content-encoding", "transfer-encoding", "connection"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(r.content)))
+            self.end_headers()
+            self.wfile.write(r.content)
+
+        do_GET = do_POST = relay
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", released
+    finally:
+        released.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _stop_after(proc: subprocess.Popen, lines: int, sig: int, released: threading.Event) -> tuple[list[dict], str]:
+    """Let the import report ``lines`` outcomes, then send ``sig`` and let the held requests through; its
+    outcomes and stderr."""
     seen = [json.loads(proc.stdout.readline()) for _ in range(lines)]
+    assert proc.poll() is None, "the import ended before its signal"
     proc.send_signal(sig)
+    released.set()
     out, err = proc.communicate(timeout=120)
     return seen + [json.loads(line) for line in out.splitlines()], err
 
@@ -91,12 +143,16 @@ def test_import_while_serving_survives_ctrl_c_and_sigkill(served, tree, tmp_path
     verifier.start()
     try:
         report = tmp_path / "rejected.csv"
-        # Ctrl-C part-way: the requests in flight finish, the summary is printed, no traceback.
-        outcomes, err = _stop_after(_importer(base, tree, CLIENT["X-API-Key"], report), 2, signal.SIGINT)
+        # Ctrl-C part-way (the last person, Rose_Leslie, held back until then): the requests in flight finish,
+        # the summary is printed, no traceback.
+        with _holding(base, "Rose_Leslie") as (relay, released):
+            outcomes, err = _stop_after(_importer(relay, tree, CLIENT["X-API-Key"], report), 2, signal.SIGINT,
+                                        released)
         assert "Traceback" not in err and '"interrupted": true' in err, err
         # SIGKILL part-way (an enroll-only key: the service itself tells known photos apart)
-        proc = _importer(base, tree, CLIENT["X-API-Key"], report)
-        outcomes += _stop_after(proc, 3, signal.SIGKILL)[0]
+        with _holding(base, "Rose_Leslie") as (relay, released):
+            proc = _importer(relay, tree, CLIENT["X-API-Key"], report)
+            outcomes += _stop_after(proc, 3, signal.SIGKILL, released)[0]
         assert proc.returncode == -signal.SIGKILL
         # the re-run finishes the job (an admin key: known photos are skipped without an upload)
         proc = _importer(base, tree, ADMIN["X-API-Key"], report)
