@@ -27,6 +27,8 @@ from .helpers import ADMIN as E2E_ADMIN
 from .helpers import CLIENT as E2E_CLIENT
 from .helpers import start_gunicorn, wait_js
 
+pytestmark = pytest.mark.long  # 20 s or more: scheduled first (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "service" / "web" / "static" / "admin"
 ARTIFACTS = Path(os.environ.get("FACEID_TEST_ARTIFACTS") or ROOT / "tests" / "artifacts") / "admin-console"

@@ -8,10 +8,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from service.compose import open_store
 from service.config import load_settings
 
 from .crash_writer import DIM
+
+pytestmark = pytest.mark.long  # 20 s or more: scheduled first (tests/conftest.py)
 
 KILLS = 12
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 import requests
 
 from service.compose import open_store
@@ -15,6 +16,8 @@ from service.config import replace
 from service.web.context import get_recognizer
 
 from .helpers import ADMIN, CLIENT, files, start_gunicorn
+
+pytestmark = pytest.mark.long  # 20 s or more: scheduled first (tests/conftest.py)
 
 KILLS = 20
 

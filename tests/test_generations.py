@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from service.compose import open_store
@@ -21,6 +22,8 @@ from service.config import replace
 from service.web.context import get_recognizer
 
 from .helpers import ADMIN, CLIENT, ROOT, files, start_gunicorn
+
+pytestmark = pytest.mark.long  # 20 s or more: scheduled first (tests/conftest.py)
 
 
 def _env(chroma_url: str, database_url: str, duplicates: str = "reject") -> dict[str, str]:

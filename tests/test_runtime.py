@@ -19,6 +19,8 @@ from service.vision import runtime
 
 from .conftest import fixture_bytes, fixture_path
 
+pytestmark = pytest.mark.long  # 20 s or more: scheduled first (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PHOTOS = ["people/Barack_Obama/0001.jpg", "people/Joe_Biden/0002.jpg", "people/Kit_Harington/0001.jpg",

@@ -11,6 +11,8 @@ from service.errors import StoreUnavailable
 from .conftest import ADMIN, CLIENT, upload
 from .helpers import assert_error
 
+pytestmark = pytest.mark.long  # 20 s or more: scheduled first (tests/conftest.py)
+
 
 def register_rose_and_find_her(enrolling, searching):
     """Rose registered through one client and identified from another photo through the other."""

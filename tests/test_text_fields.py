@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from .conftest import ADMIN, CLIENT, fixture_bytes
 from .helpers import assert_error
 
+pytestmark = pytest.mark.long  # 20 s or more: scheduled first (tests/conftest.py)
+
 KIT = fixture_bytes("people/Kit_Harington/0001.jpg")
 NOT_AN_IMAGE = base64.b64encode(b"\x00" * 12).decode()
 SPECIAL = ["\x00", "\ud800", "\udfff", "\u200b", "\u200d", "\ufeff", " ", "\t", "\n", "\x7f", "\x85", "İ", "ß",
