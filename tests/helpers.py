@@ -1,5 +1,6 @@
 """What several test modules share: the error assertion, the real gunicorn the deployment runs (and its keys),
-multipart image parts, and the headless Chromium helpers. Fixtures live in ``conftest.py``."""
+multipart image parts, an HTTP relay to stand between a client and a server, and the headless Chromium
+helpers. Fixtures live in ``conftest.py``."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,51 @@ def assert_error(response, status, code):
     assert body["error"]["message"]
     assert "Traceback" not in response.get_data(as_text=True)
     return body["error"]
+
+
+class Relay:
+    """An HTTP relay on a free loopback port to ``upstream``, for a test to stand between a client and a
+    server. ``gate(path, headers)`` runs before each request is forwarded: it may wait, or return a status to
+    answer with instead. ``strip``: request headers (lower case) not forwarded."""
+
+    def __init__(self, upstream: str, gate: Callable[[str, Mapping[str, str]], int | None] = lambda *_: None,
+                 strip: tuple[str, ...] = ()) -> None:
+        dropped = ("host", "content-length", *strip)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                refused = gate(self.path, self.headers)
+                if refused is not None:
+                    self.send_response(refused)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                sent = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
+                r = requests.request(self.command, upstream + self.path, data=body or None, headers=sent,
+                                     timeout=60)
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "content-encoding", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = relay
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def start_gunicorn(data_dir: Path, models_dir: Path, **env: str) -> tuple[subprocess.Popen, str]:

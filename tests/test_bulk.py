@@ -11,7 +11,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from service.store import snapshot
 from service.store.database import open_database
 
 from .conftest import FIXTURES, fixture_bytes
-from .helpers import ADMIN, CLIENT, ROOT, files, start_gunicorn
+from .helpers import ADMIN, CLIENT, ROOT, Relay, files, start_gunicorn
 
 # Person -> photos in the tree: Joe_Biden has one photo without a face among three.
 TREE = {"Alex_Lacamoire": ["0001.jpg", "0003.jpg"], "Barack_Obama": ["0001.jpg", "0002.jpg", "0003.jpg"],
@@ -81,36 +80,15 @@ def _holding(base: str, person_id: str) -> Iterator[tuple[str, threading.Event]]
     was done before it)."""
     released = threading.Event()
 
-    class Relay(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def relay(self) -> None:
-            if person_id in self.path:
-                released.wait(60)
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            sent = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-            r = requests.request(self.command, base + self.path, data=body, headers=sent, timeout=60)
-            self.send_response(r.status_code)
-            for k, v in r.headers.items():
-                if k.lower() not in ("content-length", "content-encoding", "transfer-encoding", "connection"):
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(r.content)))
-            self.end_headers()
-            self.wfile.write(r.content)
-
-        do_GET = do_POST = relay
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    def hold(path: str, _: object) -> None:
+        if person_id in path:
+            released.wait(60)
+    relay = Relay(base, hold)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", released
+        yield relay.url, released
     finally:
         released.set()
-        server.shutdown()
-        server.server_close()
+        relay.close()
 
 
 def _stop_after(proc: subprocess.Popen, lines: int, sig: int, released: threading.Event) -> tuple[list[dict], str]:

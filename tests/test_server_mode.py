@@ -9,7 +9,7 @@ import pytest
 from service.errors import StoreUnavailable
 
 from .conftest import ADMIN, CLIENT, upload
-from .helpers import assert_error
+from .helpers import Relay, assert_error
 
 pytestmark = pytest.mark.long  # 20 s or more: scheduled first (tests/conftest.py)
 
@@ -64,70 +64,26 @@ def test_a_start_against_a_stopped_chroma_server_fails_in_bounded_time(chroma_se
     assert make_app(chroma_url=url, index_timeout_s=2.0).test_client().get("/readyz").status_code == 200
 
 
-class _BearerProxy:
-    """An authenticating reverse proxy in front of `chroma run` (which checks no credentials itself): what a
-    deployment puts there. Forwards a request only with the right bearer token, else answers 401."""
-
-    def __init__(self, upstream: str, token: str):
-        import http.client
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import urlparse
-
-        target = urlparse(upstream)
-        self.seen: list[str | None] = []
-        seen = self.seen
-
-        class Handler(BaseHTTPRequestHandler):
-            def _forward(self):
-                seen.append(self.headers.get("Authorization"))
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Authorization") != f"Bearer {token}":
-                    self.send_response(401)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                upstream_conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization")}
-                upstream_conn.request(self.command, self.path, body=body or None, headers=headers)
-                answer = upstream_conn.getresponse()
-                data = answer.read()
-                self.send_response(answer.status)
-                for k, v in answer.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                upstream_conn.close()
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_the_chroma_token_is_sent_on_every_request(chroma_server, postgres_url, make_app):
     import pytest
 
     from service.errors import StoreUnavailable
 
-    proxy = _BearerProxy(chroma_server[0], "s3cret-index-token")
+    # An authenticating reverse proxy in front of `chroma run` (which checks no credentials itself): what a
+    # deployment puts there. It forwards a request only with the right bearer token, else answers 401.
+    seen: list[str | None] = []
+
+    def bearer(path: str, headers) -> int | None:
+        seen.append(headers.get("Authorization"))
+        return None if headers.get("Authorization") == "Bearer s3cret-index-token" else 401
+    proxy = Relay(chroma_server[0], bearer, strip=("authorization",))
     try:
         with pytest.raises(StoreUnavailable):  # no token: the proxy refuses, and the start says why
             make_app(chroma_url=proxy.url, database_url=postgres_url)
         client = make_app(chroma_url=proxy.url, chroma_token="s3cret-index-token",
                           database_url=postgres_url).test_client()
         register_rose_and_find_her(client, client)
-        assert proxy.seen.count("Bearer s3cret-index-token") >= 3
+        assert seen.count("Bearer s3cret-index-token") >= 3
     finally:
         proxy.close()
 
