@@ -174,7 +174,16 @@ _READS = frozenset({"query", "ids", "heartbeat", "load"})
 # answering 503: since the index write of a registration left the registration section, the next
 # registration's duplicate check can meet it (one 503 in a race of six registrations of one face, in CI).
 _NOT_YET_ON_DISK = "Nothing found on disk"
-READ_RETRIES = (0.02, 0.05, 0.1, 0.2, 0.4)
+# Embedded Chroma's SQLite answers SQLITE_BUSY when Chroma's own background work holds the file at that moment
+# (in CI: the search-ef update of a reopen right after 5,000 vectors were written, with the other core busy).
+# Nothing was written, so any call, a write too, retries it within its deadline.
+_BUSY = "database is locked"
+RETRIES = (0.02, 0.05, 0.1, 0.2, 0.4)
+
+
+def _transient(op: str, exc: Exception) -> bool:
+    """An error that is gone a moment later: worth a retry within the call's deadline."""
+    return _BUSY in str(exc) or (op in _READS and _NOT_YET_ON_DISK in str(exc))
 
 
 class PersonIndex:
@@ -270,11 +279,11 @@ class PersonIndex:
                 raise GenerationGone(details={"collection": name}) from exc
 
         def call() -> T:
-            for pause in READ_RETRIES if op in _READS else ():
+            for pause in RETRIES:
                 try:
                     return attempt()
                 except chromadb.errors.InternalError as exc:
-                    if _NOT_YET_ON_DISK not in str(exc):
+                    if not _transient(op, exc):
                         raise
                     time.sleep(pause)
             return attempt()
