@@ -87,7 +87,7 @@ def test_scheduled_compaction_runs_at_start_when_something_was_erased(tmp_path, 
         deadline = time.monotonic() + 30
         while store.erasures_marker.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        stop.set()
+        stop()
         assert not store.erasures_marker.exists()
     finally:
         store.close()

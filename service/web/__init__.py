@@ -59,5 +59,5 @@ def close_app(app: Flask) -> None:
     """Release the store (and the data dir lock): tests open several apps in one process."""
     stop = app.extensions.get("faceid.upkeep")
     if stop is not None:
-        stop.set()
+        stop()
     app.extensions[_CLOSE]()

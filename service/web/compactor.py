@@ -8,17 +8,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from ..core.recognizer import Recognizer
 from ..errors import FaceIdError
 
 log = logging.getLogger("faceid.upkeep")
 UPKEEP_EVERY_S = 5.0
+STOP_WAIT_S = 30.0  # a round's calls each have a deadline; a compaction at 1M people took 5 s
 
 
-def start(recognizer: Recognizer, compact_every_s: int, upkeep_every_s: float = UPKEEP_EVERY_S) -> threading.Event:
-    """The stop event of the started thread. ``compact_every_s`` 0 switches compaction off (not the
-    outbox)."""
+def start(recognizer: Recognizer, compact_every_s: int,
+          upkeep_every_s: float = UPKEEP_EVERY_S) -> Callable[[], None]:
+    """Starts the thread; the function returned stops it and waits (up to ``STOP_WAIT_S``) for the round in
+    progress, so that the store is not closed under it (which logged a traceback as if upkeep had a bug).
+    ``compact_every_s`` 0 switches compaction off (not the outbox)."""
     stop = threading.Event()
 
     def guarded(what: str, work: object) -> None:
@@ -38,5 +42,10 @@ def start(recognizer: Recognizer, compact_every_s: int, upkeep_every_s: float = 
                 next_compaction = time.monotonic() + compact_every_s
             if stop.wait(upkeep_every_s):
                 return
-    threading.Thread(target=run, name="faceid-upkeep", daemon=True).start()
-    return stop
+    thread = threading.Thread(target=run, name="faceid-upkeep", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(STOP_WAIT_S)
+    return halt
