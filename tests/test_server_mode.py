@@ -65,10 +65,6 @@ def test_a_start_against_a_stopped_chroma_server_fails_in_bounded_time(chroma_se
 
 
 def test_the_chroma_token_is_sent_on_every_request(chroma_server, postgres_url, make_app):
-    import pytest
-
-    from service.errors import StoreUnavailable
-
     # An authenticating reverse proxy in front of `chroma run` (which checks no credentials itself): what a
     # deployment puts there. It forwards a request only with the right bearer token, else answers 401.
     seen: list[str | None] = []
@@ -99,7 +95,6 @@ def test_a_search_meeting_a_new_generations_first_write_waits_instead_of_failing
 
     from service.compose import open_store
     from service.config import replace
-    from service.errors import StoreUnavailable
 
     url, _ = chroma_server
     store = open_store(replace(settings, data_dir=tmp_path / "data", chroma_url=url), "race-model", 128)
