@@ -35,7 +35,7 @@ from service.store.rows import vector
 from service.store.schema import persons
 
 from .latency import RESULTS
-from .scale import MODEL, drop_page_cache, exact_nearest, realistic, searches, timed_start
+from .scale import MODEL, close_store, drop_page_cache, exact_nearest, realistic, searches, timed_start
 from .servers import start_chroma
 
 
@@ -46,8 +46,7 @@ def exact_truth(data_dir: Path, probes: np.ndarray) -> list[str]:
         with store.engine.connect() as db:
             found = db.execute(select(persons.c.id, persons.c.template).where(persons.c.model_id == MODEL)).all()
     finally:
-        store.index.client.close()
-        store.close()
+        close_store(store)
     ids = [r.id for r in found]
     templates = np.stack([vector(r.template) for r in found])
     return [ids[i] for i in exact_nearest(probes, templates)]
@@ -69,8 +68,7 @@ def cold_start(data_dir: Path, chroma_url: str, probes: np.ndarray, nearest: lis
         row["warm"] = searches(store, probes[1:], nearest[1:])
         row["gallery"] = store.person_count()
     finally:
-        store.index.client.close()
-        store.close()
+        close_store(store)
     return row
 
 

@@ -162,6 +162,13 @@ def searches(store, probes: np.ndarray, nearest: list[str]) -> dict:
     return {"recall_at_1": round(found / len(probes), 4), "p50_ms": p50, "p99_ms": p99}
 
 
+def close_store(store: Any) -> None:
+    """The store and its Chroma client: embedded, the next client then loads the index again (``store.close()``
+    keeps Chroma's cache, as a process that goes on would want)."""
+    store.index.client.close()
+    store.close()
+
+
 def timed_start(settings: Settings, dim: int, first_probe: np.ndarray) -> tuple[Any, dict]:
     """A serving process's start on the store, timed: the open (records database, index generation, outbox
     replay), then the index read into memory (``compose.load_index``; Chroma would otherwise read it at the first
@@ -177,8 +184,7 @@ def timed_start(settings: Settings, dim: int, first_probe: np.ndarray) -> tuple[
         store.nearest_persons(first_probe, 5)
         row["first_search_s"] = round(time.monotonic() - started, 2)
     except BaseException:
-        store.index.client.close()
-        store.close()
+        close_store(store)
         raise
     return store, row
 
@@ -206,8 +212,7 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
     exact = exact_nearest(probes, gallery)
     row.update(searches(store, probes, [ids[i] for i in exact]))
     row["correct_person_exact"] = round(float(np.mean(exact == np.arange(len(probes)))), 4)
-    store.index.client.close()  # embedded: the next client loads the index again (store.close() does not)
-    store.close()
+    close_store(store)
     if search_efs:
         # Other search ef on the same build: the store gives an existing generation the configured search ef
         # when it opens it, and Chroma applies it when it next loads the index (a new embedded client, or a
@@ -220,8 +225,7 @@ def run(mode: str, size: int, synthetic: np.ndarray, enrolled: np.ndarray, probe
             swept = {"search_ef": ef, **timed, **searches(store, probes, [ids[i] for i in exact])}
             row["search_ef_sweep"].append(swept)
             print(f"  {mode} {size}: {json.dumps(swept)}", flush=True)
-            store.index.client.close()
-            store.close()
+            close_store(store)
     if cold:  # what a reboot leaves: none of the store's files in memory (a server is restarted on them too)
         row["cold_start"] = drop_page_cache()
         if restart is not None:
